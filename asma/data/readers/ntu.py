@@ -1,0 +1,346 @@
+"""NTU RGB+D 60/120 raw ``.skeleton`` files (Kinect v2, 25 joints).
+
+File format (CRLF as shipped, LF accepted)::
+
+    <numFrames>
+    per frame:  <numBodies>            (0, 1, 2 or more)
+      per body: <bodyID> <clippedEdges> <handLeftConf> <handLeftState> <handRightConf>
+                <handRightState> <isRestricted> <leanX> <leanY> <trackingState>
+                <numJoints = 25>
+                25 x: x y z depthX depthY colorX colorY orientW orientX orientY orientZ trackingState
+
+:func:`read_ntu_skeleton` parses the whole structure (every body of every frame, all 12 joint
+values). :func:`ntu_to_array` turns it into the ``(3, F, 25, M)`` clip, assigning bodies to the
+``M`` person slots with one of two rules (see there). File names ``SsssCcccPpppRrrrAaaa`` carry
+the metadata (:func:`parse_ntu_name`); the label is ``A - 1``.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+import numpy as np
+
+from ..errors import DataFormatError, EmptySequenceError
+from ._text import Source, decode_text, parse_block, parse_int, read_source, split_lines
+
+NUM_JOINTS = 25
+JOINT_VALUES = 12  # x y z depthX depthY colorX colorY oW oX oY oZ trackingState
+BODY_INFO_VALUES = 10
+BODY_RULES = ("activity", "file-order")
+
+_NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+NTU_META_KEYS = ("setup", "camera", "subject", "replication", "action")
+
+
+def parse_ntu_name(name: str) -> Dict[str, int]:
+    """Metadata from an NTU sample name ``SsssCcccPpppRrrrAaaa`` (path and extension allowed).
+
+    Returns:
+        dict with int ``setup``, ``camera``, ``subject`` (performer), ``replication``, ``action``
+        (1-based; the class label is ``action - 1``).
+
+    Raises:
+        DataFormatError: when the name does not follow the pattern.
+    """
+    stem = os.path.basename(os.fspath(name))
+    m = _NAME_RE.match(stem)
+    if m is None:
+        raise DataFormatError("file name does not match the NTU pattern SsssCcccPpppRrrrAaaa", stem)
+    return dict(zip(NTU_META_KEYS, (int(g) for g in m.groups())))
+
+
+def ntu_sample_name(name: str) -> str:
+    """``"S001C001P001R001A001"`` from a path or name, with or without ``.skeleton``."""
+    stem = os.path.basename(os.fspath(name).strip())
+    if stem.endswith(".skeleton"):
+        stem = stem[: -len(".skeleton")]
+    return stem
+
+
+@dataclass
+class NtuSkeletonFile:
+    """Everything in one ``.skeleton`` file, body by body.
+
+    ``K`` is the total number of (frame, body) entries.
+
+    Attributes:
+        path: the file (or the name given for bytes input).
+        num_frames: ``F`` from the header (frames with 0 bodies included).
+        frame: ``(K,)`` int64 0-based frame of each body entry (non-decreasing).
+        body_id: ``(K,)`` uint64 Kinect tracking id.
+        body_info: ``(K, 9)`` float64 clippedEdges .. trackingState of the body line.
+        joints: ``(K, 25, 12)`` float64: x y z (m), depthX depthY, colorX colorY,
+            orientation W X Y Z, trackingState (0/1/2).
+        line: ``(K,)`` int64 1-based line of each body-info line (for error messages).
+    """
+
+    path: str
+    num_frames: int
+    frame: np.ndarray
+    body_id: np.ndarray
+    body_info: np.ndarray
+    joints: np.ndarray
+    line: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return ntu_sample_name(self.path)
+
+    @property
+    def bodies_per_frame(self) -> np.ndarray:
+        """``(F,)`` int number of bodies listed in each frame."""
+        return np.bincount(self.frame, minlength=self.num_frames).astype(np.int64)
+
+    @property
+    def body_ids(self) -> List[int]:
+        """Distinct body ids, in order of first appearance."""
+        _, first = np.unique(self.body_id, return_index=True)
+        return [int(self.body_id[i]) for i in np.sort(first)]
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """``(K, 25, 3)`` camera-space joint positions in metres."""
+        return self.joints[:, :, :3]
+
+
+def read_ntu_skeleton(source: Source, *, name: Optional[str] = None) -> NtuSkeletonFile:
+    """Parse an NTU RGB+D ``.skeleton`` file (CRLF or LF).
+
+    Args:
+        source: a path, or the file's bytes.
+        name: label for errors and :attr:`NtuSkeletonFile.path` (default: the path).
+
+    Returns:
+        :class:`NtuSkeletonFile` with ``K`` body entries: ``joints`` ``(K, 25, 12)``.
+
+    Raises:
+        DataFormatError: truncated or corrupt file, a joint count other than 25, a line with
+            the wrong number of values, a non-number, a non-finite x/y/z, or trailing data,
+            naming the file and the 1-based line.
+    """
+    raw, path = read_source(source, name)
+    lines = split_lines(decode_text(raw, path))
+    n_lines = len(lines)
+
+    def need(i: int, what: str) -> str:
+        if i >= n_lines:
+            raise DataFormatError(f"file ends early: expected {what} at line {i + 1}", path, n_lines)
+        return lines[i]
+
+    if n_lines == 0:
+        raise DataFormatError("empty file", path)
+    num_frames = parse_int(lines[0], path, 1, "frame count")
+    if num_frames < 0:
+        raise DataFormatError(f"negative frame count {num_frames}", path, 1)
+    i = 1
+    frames: List[int] = []
+    ids: List[int] = []
+    infos: List[str] = []
+    info_lines: List[int] = []
+    joint_starts: List[int] = []
+    for f in range(num_frames):
+        nb = parse_int(need(i, f"the body count of frame {f + 1}"), path, i + 1, "body count")
+        if nb < 0:
+            raise DataFormatError(f"negative body count {nb}", path, i + 1)
+        i += 1
+        for b in range(nb):
+            info = need(i, f"body {b + 1} of frame {f + 1}").split()
+            if len(info) != BODY_INFO_VALUES:
+                raise DataFormatError(
+                    f"expected {BODY_INFO_VALUES} values on the body line, got {len(info)}", path, i + 1)
+            bid = parse_int(info[0], path, i + 1, "body id")
+            if not 0 <= bid < 2 ** 64:
+                raise DataFormatError(f"body id {bid} out of the uint64 range", path, i + 1)
+            nj = parse_int(need(i + 1, "the joint count"), path, i + 2, "joint count")
+            if nj != NUM_JOINTS:
+                raise DataFormatError(f"expected {NUM_JOINTS} joints, got {nj}", path, i + 2)
+            if i + 2 + nj > n_lines:
+                need(n_lines, f"joint {n_lines - i - 1} of body {b + 1} in frame {f + 1}")
+            frames.append(f)
+            ids.append(bid)
+            infos.append(" ".join(info[1:]))
+            info_lines.append(i + 1)
+            joint_starts.append(i + 2)
+            i += 2 + nj
+    for j in range(i, n_lines):
+        if lines[j].strip():
+            raise DataFormatError(f"unexpected data after the last frame ({num_frames} frames): "
+                                  f"{lines[j].strip()[:40]!r}", path, j + 1)
+
+    k = len(frames)
+    if k:
+        body_info = parse_block(infos, info_lines, BODY_INFO_VALUES - 1, path, "values on the body line")
+        starts = np.asarray(joint_starts, dtype=np.int64)
+        idx = (starts[:, None] + np.arange(NUM_JOINTS)).ravel()
+        jl = [lines[t] for t in idx.tolist()]
+        vals = parse_block(jl, (idx + 1).tolist(), JOINT_VALUES, path, "values on the joint line",
+                           finite_cols=3)
+        joints = vals.reshape(k, NUM_JOINTS, JOINT_VALUES)
+    else:
+        body_info = np.zeros((0, BODY_INFO_VALUES - 1))
+        joints = np.zeros((0, NUM_JOINTS, JOINT_VALUES))
+    return NtuSkeletonFile(
+        path=path, num_frames=num_frames, frame=np.asarray(frames, dtype=np.int64),
+        body_id=np.asarray(ids, dtype=np.uint64), body_info=body_info, joints=joints,
+        line=np.asarray(info_lines, dtype=np.int64))
+
+
+def body_activity(rec: NtuSkeletonFile) -> Dict[int, float]:
+    """Activity of every body id: the sum over its frames, joints and x/y/z of the squared
+    deviation from its own temporal mean (i.e. ``frames x total temporal variance``).
+
+    Long-lived, moving bodies score high; short or static detections (furniture, ghosts) low.
+    """
+    out: Dict[int, float] = {}
+    for bid in rec.body_ids:
+        sel = rec.body_id == np.uint64(bid)
+        xyz = rec.joints[sel, :, :3]
+        out[bid] = float(((xyz - xyz.mean(axis=0, keepdims=True)) ** 2).sum())
+    return out
+
+
+def ntu_to_array(rec: NtuSkeletonFile, max_bodies: int = 2, body_rule: str = "activity",
+                 dtype=np.float32) -> np.ndarray:
+    """Clip array ``(3, F, 25, M)`` (x, y, z in metres) from a parsed file, ``M = max_bodies``.
+
+    Body rules:
+        - ``"activity"`` (default): bodies are tracked by their Kinect body id. The ``M`` ids
+          with the highest :func:`body_activity` are kept, the most active in slot 0 (ties: the
+          id seen first). A body keeps its slot in every frame; slots of absent bodies are 0.
+        - ``"file-order"``: the ST-GCN / CrosSCLR / AimCLR ``gendata`` rule, for exact
+          reproduction: in each frame the ``m``-th listed body goes to slot ``m``, bodies
+          beyond ``M`` are dropped, ids are ignored (so a person can change slots).
+
+    Frames with no body stay all-zero; the frame axis always has the file's ``F`` frames.
+    """
+    if body_rule not in BODY_RULES:
+        raise ValueError(f"unknown body_rule {body_rule!r}; use one of {BODY_RULES}")
+    F = rec.num_frames
+    out = np.zeros((3, F, NUM_JOINTS, max_bodies), dtype=dtype)
+    if len(rec.frame) == 0 or max_bodies <= 0:
+        return out
+    xyz = rec.joints[:, :, :3]
+    if body_rule == "file-order":
+        # position of each entry within its frame: index minus the frame's first entry
+        first = np.searchsorted(rec.frame, rec.frame, side="left")
+        slot = np.arange(len(rec.frame)) - first
+    else:
+        act = body_activity(rec)
+        order = sorted(rec.body_ids, key=lambda b: -act[b])  # stable: first-seen wins ties
+        slot_of = {b: s for s, b in enumerate(order[:max_bodies])}
+        slot = np.array([slot_of.get(int(b), -1) for b in rec.body_id], dtype=np.int64)
+    keep = (slot >= 0) & (slot < max_bodies)
+    out[:, rec.frame[keep], :, slot[keep]] = xyz[keep].astype(dtype).transpose(0, 2, 1)
+    return out
+
+
+def read_ntu_clip(source: Source, *, max_bodies: int = 2, body_rule: str = "activity",
+                  name: Optional[str] = None) -> np.ndarray:
+    """:func:`read_ntu_skeleton` + :func:`ntu_to_array`: ``(3, F, 25, M)`` float32.
+
+    Raises:
+        EmptySequenceError: when no frame holds a body.
+    """
+    rec = read_ntu_skeleton(source, name=name)
+    if len(rec.frame) == 0:
+        raise EmptySequenceError(f"no skeleton in any of the {rec.num_frames} frames", rec.path)
+    return ntu_to_array(rec, max_bodies=max_bodies, body_rule=body_rule)
+
+
+def read_missing_list(path: Union[str, "os.PathLike[str]"]) -> Set[str]:
+    """Sample names from an official "samples with missing skeletons" list.
+
+    Header sentences, blank lines, CR and a ``.skeleton`` extension are tolerated; only tokens
+    matching ``SsssCcccPpppRrrrAaaa`` are kept.
+    """
+    with open(path, "rb") as fh:
+        text = fh.read().decode("utf-8", errors="replace")
+    return {m.group(0) for m in _NAME_RE.finditer(text)}
+
+
+# -------------------------------------------------------------------------------------------
+# writer (tests, benchmarks, synthetic data in the same format)
+
+_DEFAULT_INFO = "0 1 1 1 1 0 0.01 -0.25 2"
+
+
+def format_ntu_skeleton(frames: Sequence[Sequence[Tuple[int, np.ndarray]]], newline: str = "\r\n",
+                        info: str = _DEFAULT_INFO) -> str:
+    """Write frames in the ``.skeleton`` text format.
+
+    Args:
+        frames: per frame, a list of ``(body_id, joints)`` with ``joints`` ``(25, 3)`` (x, y, z;
+            the other 9 values are filled in) or ``(25, 12)``.
+        newline: ``"\\r\\n"`` (as NTU ships) or ``"\\n"``.
+        info: the 9 body-line values after the body id.
+    """
+    out: List[str] = [str(len(frames))]
+    for bodies in frames:
+        out.append(str(len(bodies)))
+        for bid, joints in bodies:
+            j = np.asarray(joints, dtype=np.float64)
+            if j.shape[1] == 3:
+                full = np.zeros((j.shape[0], JOINT_VALUES))
+                full[:, :3] = j
+                full[:, 3:5] = (256.0, 212.0)
+                full[:, 5:7] = (960.0, 540.0)
+                full[:, 7] = 1.0
+                full[:, 11] = 2
+                j = full
+            out.append(f"{int(bid)} {info}")
+            out.append(str(j.shape[0]))
+            for row in j:
+                out.append(" ".join(f"{v:.7g}" for v in row[:11]) + f" {int(row[11])}")
+    return newline.join(out) + newline
+
+
+def iter_ntu_files(root: Union[str, "os.PathLike[str]"]) -> List[str]:
+    """All ``*.skeleton`` files under ``root`` (recursively), sorted by sample name."""
+    found = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".skeleton"):
+                found.append(os.path.join(dirpath, f))
+    found.sort(key=lambda p: (os.path.basename(p), p))
+    return found
+
+
+#: Official NTU RGB+D 120 action names (A001 .. A120); the first 60 are NTU RGB+D 60's.
+NTU120_CLASS_NAMES: List[str] = [
+    "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
+    "sitting down", "standing up (from sitting position)", "clapping", "reading", "writing",
+    "tear up paper", "wear jacket", "take off jacket", "wear a shoe", "take off a shoe",
+    "wear on glasses", "take off glasses", "put on a hat/cap", "take off a hat/cap", "cheer up",
+    "hand waving", "kicking something", "reach into pocket", "hopping (one foot jumping)", "jump up",
+    "make a phone call/answer phone", "playing with phone/tablet", "typing on a keyboard",
+    "pointing to something with finger", "taking a selfie", "check time (from watch)",
+    "rub two hands together", "nod head/bow", "shake head", "wipe face", "salute",
+    "put the palms together", "cross hands in front (say stop)", "sneeze/cough", "staggering",
+    "falling", "touch head (headache)", "touch chest (stomachache/heart pain)",
+    "touch back (backache)", "touch neck (neckache)", "nausea or vomiting condition",
+    "use a fan (with hand or paper)/feeling warm", "punching/slapping other person",
+    "kicking other person", "pushing other person", "pat on back of other person",
+    "point finger at the other person", "hugging other person", "giving something to other person",
+    "touch other person's pocket", "handshaking", "walking towards each other",
+    "walking apart from each other",
+    "put on headphone", "take off headphone", "shoot at the basket", "bounce ball",
+    "tennis bat swing", "juggling table tennis balls", "hush (quite)", "flick hair", "thumb up",
+    "thumb down", "make ok sign", "make victory sign", "staple book", "counting money",
+    "cutting nails", "cutting paper (using scissors)", "snapping fingers", "open bottle",
+    "sniff (smell)", "squat down", "toss a coin", "fold paper", "ball up paper", "play magic cube",
+    "apply cream on face", "apply cream on hand back", "put on bag", "take off bag",
+    "put something into a bag", "take something out of a bag", "open a box", "move heavy objects",
+    "shake fist", "throw up cap/hat", "hands up (both hands)", "cross arms", "arm circles",
+    "arm swings", "running on the spot", "butt kicks (kick backward)", "cross toe touch",
+    "side kick", "yawn", "stretch oneself", "blow nose", "hit other person with something",
+    "wield knife towards other person", "knock over other person (hit with body)",
+    "grab other person's stuff", "shoot at other person with a gun", "step on foot", "high-five",
+    "cheers and drink", "carry something with other person", "take a photo of other person",
+    "follow other person", "whisper in other person's ear", "exchange things with other person",
+    "support somebody with hand", "finger-guessing game (playing rock-paper-scissors)",
+]
+NTU60_CLASS_NAMES: List[str] = NTU120_CLASS_NAMES[:60]
+assert len(NTU120_CLASS_NAMES) == 120

@@ -1,0 +1,99 @@
+"""The ASMa pretraining model: two encoders, their projectors and the Barlow Twins wiring (§3.3)."""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..graph import Skeleton, get_layout
+from ..losses import BarlowTwinsLoss
+from ..masking import MaskSpec, Masker
+from .heads import Projector
+from .registry import Backbone, create_backbone
+
+DEFAULT_ENCODERS: Dict[str, Tuple[str, str]] = {"theta": ("high", "low"), "phi": ("low", "high")}
+
+
+class ASMa(nn.Module):
+    r"""Asymmetric spatio-temporal masking pretraining (Eqs. 5-9, Algorithm 1 lines 5-17).
+
+    Each encoder :math:`f_k` (by default :math:`f_\theta`: HDSM + LMTM, :math:`f_\phi`: LDSM + HMTM)
+    encodes the anchor :math:`x`, its joint-masked view :math:`x^k_j` (masked from :math:`x'`) and its
+    frame-masked view :math:`x^k_m` (masked from :math:`\hat{x}`); its own projector maps the three
+    to :math:`Z^k, Z^k_j, Z^k_m` and
+
+    .. math::
+        \mathcal{L}_{ASMa} = \sum_{k \in \{\theta,\phi\}} \mathrm{BT}(Z^k, Z^k_j) + \mathrm{BT}(Z^k, Z^k_m).
+
+    Args:
+        layout: layout name or :class:`~asma.graph.Skeleton`.
+        in_channels: :math:`C`.
+        backbone: registered backbone name; ``backbone_cfg`` its options.
+        projector: projector widths (paper: ``(6144, 6144, 6144)``).
+        lambda_: Barlow Twins off-diagonal weight (paper: 2e-4).
+        encoders: name -> ``(spatial, temporal)`` strategies; one entry gives the single-encoder
+            ablation (Fig. 3), e.g. ``{"theta": ("random", "random")}``.
+        n_joints, n_frames: masked joints and frames (paper: 9, 10).
+        frame_mode: ``"drop"`` or ``"zero"`` masked frames.
+        num_coords: coordinate channels for motion scores.
+
+    Shapes:
+        - **anchor**, **view_j**, **view_m**: :math:`(B, C, T, V, M)`
+        - **output**: scalar loss and a dict of the per-term losses
+    """
+
+    def __init__(self, layout: Union[str, Skeleton] = "ntu25", in_channels: int = 3,
+                 backbone: str = "stgcn", backbone_cfg: Optional[Mapping[str, Any]] = None,
+                 projector: Sequence[int] = (6144, 6144, 6144), lambda_: float = 2e-4,
+                 encoders: Optional[Mapping[str, Sequence[str]]] = None, n_joints: int = 9,
+                 n_frames: int = 10, frame_mode: str = "drop", num_coords: Optional[int] = None):
+        super().__init__()
+        self.layout = get_layout(layout)
+        encoders = dict(encoders or DEFAULT_ENCODERS)
+        if not encoders:
+            raise ValueError("ASMa needs at least one encoder")
+        self.encoders = nn.ModuleDict({k: create_backbone(backbone, self.layout, in_channels, **dict(backbone_cfg or {}))
+                                       for k in encoders})
+        dim = next(iter(self.encoders.values())).out_dim
+        self.projectors = nn.ModuleDict({k: Projector(dim, projector) for k in encoders})
+        degree = self.layout.degree()
+        self.specs = {k: MaskSpec(s, t, n_joints, n_frames, frame_mode) for k, (s, t) in encoders.items()}
+        for spec in self.specs.values():
+            spec.validate(self.layout.num_joints, num_frames=10 ** 9)
+        self.maskers = {k: Masker(spec, degree, num_coords) for k, spec in self.specs.items()}
+        self.loss_fn = BarlowTwinsLoss(lambda_)
+
+    def encoder(self, name: str) -> Backbone:
+        return self.encoders[name]
+
+    def _encode(self, name: str, *views: Tensor) -> Tuple[Tensor, ...]:
+        # Views of equal shape share one forward pass (one batch of 2B or 3B is faster on CPU).
+        enc, proj = self.encoders[name], self.projectors[name]
+        out: list = [None] * len(views)
+        groups: Dict[Tuple[int, ...], list] = {}
+        for i, v in enumerate(views):
+            groups.setdefault(tuple(v.shape), []).append(i)
+        for idx in groups.values():
+            z = proj(enc(torch.cat([views[i] for i in idx], dim=0))[0])
+            for j, i in enumerate(idx):
+                out[i] = z[j * views[i].shape[0]:(j + 1) * views[i].shape[0]]
+        return tuple(out)
+
+    def forward(self, anchor: Tensor, view_j: Tensor, view_m: Tensor,
+                generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
+        T = anchor.shape[2]
+        for spec in self.specs.values():
+            if spec.temporal != "none" and spec.n_frames >= T:
+                raise ValueError(f"n_frames={spec.n_frames} must be smaller than the clip length T={T}")
+        parts: Dict[str, Tensor] = {}
+        total = anchor.new_zeros(())
+        for name, masker in self.maskers.items():
+            with torch.no_grad():
+                xj, _ = masker.joint_view(view_j, generator)
+                xm, _ = masker.frame_view(view_m, generator)
+            z, zj, zm = self._encode(name, anchor, xj, xm)
+            l1, l2 = self.loss_fn(z, zj), self.loss_fn(z, zm)
+            parts[f"{name}/joint"], parts[f"{name}/frame"] = l1.detach(), l2.detach()
+            total = total + l1 + l2
+        return total, parts

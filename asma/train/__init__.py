@@ -1,0 +1,10 @@
+"""Trainers: SSL pretraining, linear evaluation, and the ``asma train`` orchestration."""
+from .config import (DataConfig, ModelConfig, OptimConfig, ProbeConfig, TrainConfig, make_config,
+                     parse_set)
+from .pretrain import build_model, pretrain
+from .probe import extract_tokens, linear_evaluation
+from .run import RunResult, run_train
+
+__all__ = ["TrainConfig", "DataConfig", "ModelConfig", "OptimConfig", "ProbeConfig", "make_config",
+           "parse_set", "pretrain", "build_model", "linear_evaluation", "extract_tokens", "run_train",
+           "RunResult"]

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from asma.graph import from_edges, get_layout, partition_adjacency
+from asma.models import (STGCN, GraphConv, count_flops, count_parameters, create_backbone,
+                         list_backbones)
+
+
+def test_paper_encoder_parameter_and_flop_count():
+    m = create_backbone("stgcn", "ntu25", 3)
+    assert count_parameters(m) == 821_380  # reference notes §2.3
+    flops = count_flops(m, torch.zeros(1, 3, 50, 25, 2))
+    assert flops == pytest.approx(1.2248e9, rel=1e-3)
+    assert m.out_dim == 256
+
+
+def test_block_parameter_counts_match_reference_table():
+    m = create_backbone("stgcn", "ntu25", 3)
+    per_block = [sum(p.numel() for p in b.parameters()) for b in m.blocks]
+    assert per_block == [2576, 3200, 3200, 3200, 11616, 12544, 12544, 45760, 49664, 658176]
+
+
+def test_graph_conv_equals_explicit_formula():
+    A = partition_adjacency(get_layout("coco17"), "spatial")
+    gc = GraphConv(2, 3, A.shape[0])
+    x = torch.randn(2, 2, 4, 17)
+    y = gc(x, A)
+    W = gc.conv.weight.view(A.shape[0], 3, 2)
+    b = gc.conv.bias.view(A.shape[0], 3)
+    ref = torch.zeros(2, 3, 4, 17)
+    for k in range(A.shape[0]):
+        h = torch.einsum("oc,nctv->notv", W[k], x) + b[k].view(1, 3, 1, 1)
+        for w in range(17):
+            for v in range(17):
+                ref[:, :, :, w] += h[:, :, :, v] * A[k, v, w]
+    assert torch.allclose(y, ref, atol=1e-5)
+
+
+def test_tokens_and_pooling_and_persons():
+    m = create_backbone("stgcn", "ntu25", 3, hidden_channels=8, out_channels=32).eval()
+    x = torch.randn(3, 3, 50, 25, 2)
+    pooled, tokens = m(x)
+    assert tokens.shape == (3, 13, 32) and pooled.shape == (3, 32)
+    assert torch.allclose(pooled, tokens.mean(1), atol=1e-6)
+    # persons are folded into the batch and averaged: swapping them changes nothing
+    p2, _ = m(x.flip(-1))
+    assert torch.allclose(pooled, p2, atol=1e-5)
+    # samples are independent in eval mode
+    p3, _ = m(x[:1])
+    assert torch.allclose(pooled[:1], p3, atol=1e-5)
+
+
+def test_any_layout_and_custom_graph():
+    arm = from_edges([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], name="arm6")
+    m = create_backbone("stgcn", arm, 2, hidden_channels=4, out_channels=8)
+    pooled, tokens = m(torch.randn(2, 2, 16, 6, 1))
+    assert pooled.shape == (2, 8) and tokens.shape == (2, 4, 8)
+
+
+def test_input_mismatch_errors_name_both_sides():
+    m = create_backbone("stgcn", "ntu25", 3, hidden_channels=4, out_channels=8)
+    with pytest.raises(ValueError, match="V=17 joints.*'ntu25' with V=25"):
+        m(torch.randn(1, 3, 10, 17, 1))
+    with pytest.raises(ValueError, match="C=2 channels.*in_channels=3"):
+        m(torch.randn(1, 2, 10, 25, 1))
+
+
+def test_registry_errors_and_listing():
+    assert "stgcn" in list_backbones()
+    with pytest.raises(ValueError, match="registered backbones: .*stgcn"):
+        create_backbone("resnet", "ntu25")
+    with pytest.raises(ValueError, match="invalid options for backbone 'stgcn'"):
+        create_backbone("stgcn", "ntu25", 3, wings=2)
+
+
+def test_lineage_dropout_and_edge_importance():
+    m = create_backbone("stgcn", "ntu25", 3)
+    drops = [b.tcn[-1].p for b in m.blocks]
+    assert drops == [0.0] + [0.5] * 9
+    assert len(m.edge_importance) == 10 and all(p.shape == (3, 25, 25) for p in m.edge_importance)
+    m2 = create_backbone("stgcn", "ntu25", 3, edge_importance=False)
+    assert count_parameters(m) - count_parameters(m2) == 18_750

@@ -1,0 +1,1 @@
+"""Model zoo: named pretrained teachers and students (installed as ``asma.zoo``)."""
