@@ -136,17 +136,9 @@ def backbones(layout: str, frames: int, plugins: Tuple[str, ...]) -> None:
     console.print(table)
 
 
-def _register_optional_groups() -> None:
-    # Command groups that live in their own modules.
-    try:
-        from .data import data
-        main.add_command(data)
-    except ImportError as e:  # the data group is optional while it is being written
-        if "asma.cli.data" not in str(e) and "cli.data" not in str(e):
-            raise
+from .data import data  # noqa: E402  (command groups in their own modules)
 
-
-_register_optional_groups()
+main.add_command(data)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

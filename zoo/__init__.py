@@ -1,1 +1,44 @@
-"""Model zoo: named pretrained teachers and students (installed as ``asma.zoo``)."""
+"""Model zoo: named pretrained teachers and students (installed as ``asma.zoo``).
+
+Publish::
+
+    from asma.zoo import SkeletonClassifier, config_for_model, save_pretrained, push_to_hub
+    cfg = config_for_model(model, kind="student", class_names=names, stream="joint", ...)
+    save_pretrained(model, cfg, "out/ntu60-student")
+    sha = push_to_hub("out/ntu60-student", "my-org/asma-ntu60-student", tag="v1.0")
+
+Use::
+
+    from asma.zoo import load_from_hub
+    model, cfg = load_from_hub("hf-hub:my-org/asma-ntu60-student@v1.0")
+    logits = model(cfg.preprocess(joints))
+
+See docs/zoo.md. Names are imported lazily, so listing and pulling models does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "config": ["PretrainedConfig", "ConfigError", "SkeletonTransforms"],
+    "model": ["SkeletonClassifier", "AlignedTeacher", "FeatureStandardizer", "build_model", "config_for_model",
+              "check_compatible", "save_pretrained", "load_pretrained", "load_state", "model_card"],
+    "hub": ["push_to_hub", "pull", "load_from_hub", "commit_of", "parse_model_name", "ModelRef"],
+    "registry": ["ZooEntry", "ZooError", "UnknownModelError", "list_models", "resolve", "register_model",
+                 "unregister_model", "read_manifest", "write_manifest"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

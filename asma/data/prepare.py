@@ -8,8 +8,9 @@ Pipeline of :func:`prepare_dataset`:
    to the dataset; all are named in the report.
 2. **parse + preprocess** in chunks with a ``ProcessPoolExecutor``: each chunk becomes a part
    file ``part-00012.npz`` in a work directory ``<out>/.asma-work/<dataset>-<settings hash>/``,
-   written atomically. A re-run with the same settings reuses finished parts (resume after
-   Ctrl-C or a crash); different settings use a different work directory.
+   written atomically. A re-run with the same settings reuses finished parts whose raw files
+   are unchanged (size and modification time), i.e. it resumes after Ctrl-C, a crash or a bad
+   file; different settings use a different work directory.
 3. **assemble** one store per benchmark and part, ``<out>/<dataset>-<benchmark>/{train,test}``
    (see :mod:`asma.data.store`), written into a temporary directory and moved into place.
 4. **report**: ``<out>/<dataset>-prepare-report.json`` lists skipped, duplicate, bad (file, line,
@@ -27,7 +28,6 @@ import multiprocessing as mp
 import os
 import re
 import shutil
-import sys
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -67,6 +67,7 @@ class DatasetSpec:
 
     @property
     def class_names(self) -> List[str]:
+        """Class names in label order."""
         if self.kind == "ntu":
             from .readers.ntu import NTU120_CLASS_NAMES
 
@@ -129,6 +130,7 @@ class PrepareSummary:
     report_path: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready dict (the report's content)."""
         return asdict(self)
 
 
@@ -290,6 +292,10 @@ def _process_item(kind: str, item: Tuple, cfg: PreprocessConfig, body_rule: str,
             raise EmptySequenceError(f"no skeleton in any of the {rec.num_frames} frames", path)
         x = ntu_to_array(rec, max_bodies=M, body_rule=body_rule)
         meta = parse_ntu_name(name)
+        n_classes = 60 if dataset == "ntu60" else 120
+        if not 1 <= meta["action"] <= n_classes:
+            raise DataFormatError(f"action A{meta['action']:03d} is not one of the {n_classes} {dataset} classes",
+                                  path)
         meta["length"] = rec.num_frames
         meta["bodies"] = len(rec.body_ids)
         try:
@@ -345,7 +351,21 @@ def _item_path(item: Tuple) -> str:
     return item[0]
 
 
-def _save_part(part_path: str, samples, meta_keys: Sequence[str], sample_shape, bad, notes) -> None:
+def _fingerprint(kind: str, item: Tuple) -> List[List]:
+    """``[path, size, mtime_ns]`` of every raw file an item reads (a changed file invalidates its part)."""
+    paths = [item[0], item[1]] if kind == "pku" else [item[0]]
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append([str(p), st.st_size, st.st_mtime_ns])
+        except OSError:
+            out.append([str(p), -1, -1])
+    return out
+
+
+def _save_part(part_path: str, samples, meta_keys: Sequence[str], sample_shape, bad, notes,
+               fingerprint=None) -> None:
     n = len(samples)
     data = np.zeros((n,) + tuple(sample_shape), np.float32)
     for i, s in enumerate(samples):
@@ -354,7 +374,7 @@ def _save_part(part_path: str, samples, meta_keys: Sequence[str], sample_shape, 
         "data": data,
         "labels": np.array([s[1] for s in samples], dtype=np.int64),
         "names": np.array([s[3] for s in samples], dtype=str) if n else np.zeros(0, "<U1"),
-        "report": np.array(json.dumps({"bad": bad, "notes": notes})),
+        "report": np.array(json.dumps({"bad": bad, "notes": notes, "fingerprint": fingerprint or []})),
     }
     for k in meta_keys:
         arrays["meta_" + k] = np.array([s[2][k] for s in samples], dtype=np.int64)
@@ -384,7 +404,7 @@ def _run_chunk(job: Dict[str, Any]) -> Dict[str, Any]:
             raise RuntimeError(f"unexpected {type(exc).__name__} while preparing {_item_path(item)}: {exc}") from exc
         samples.extend(out)
         notes.extend(n)
-    _save_part(job["part"], samples, job["meta_keys"], job["sample_shape"], bad, notes)
+    _save_part(job["part"], samples, job["meta_keys"], job["sample_shape"], bad, notes, job.get("fingerprint"))
     return {"index": job["index"], "items": len(job["items"]), "samples": len(samples)}
 
 
@@ -397,12 +417,13 @@ def _load_part_meta(path: Path, meta_keys: Sequence[str]) -> Dict[str, Any]:
     return out
 
 
-def _part_ok(path: Path, meta_keys: Sequence[str]) -> bool:
+def _part_ok(path: Path, meta_keys: Sequence[str], fingerprint: List[List]) -> bool:
+    """A finished part is reused when it loads and its raw files are unchanged."""
     try:
-        _load_part_meta(path, meta_keys)
-        return True
+        rep = _load_part_meta(path, meta_keys)["report"]
     except Exception:
         return False
+    return rep.get("fingerprint") == fingerprint
 
 
 # -------------------------------------------------------------------------------------------
@@ -415,7 +436,7 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
                     max_persons: Optional[int] = None, missing_list: Optional[PathLike] = None,
                     labels_dir: Optional[PathLike] = None, splits_dir: Optional[PathLike] = None,
                     utkinect_labels: str = "actionLabel.txt", limit: Optional[int] = None,
-                    keep_work: bool = False, progress: Optional[ProgressFn] = None,
+                    keep_work: bool = False, restart: bool = False, progress: Optional[ProgressFn] = None,
                     mp_context: Optional[str] = None) -> PrepareSummary:
     """Prepare a raw dataset into memory-mapped stores (see the module docstring).
 
@@ -437,6 +458,8 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
         utkinect_labels: ``actionLabel.txt`` or ``actionLabel_modified.txt``.
         limit: only the first ``limit`` raw files (smoke tests, benchmarks).
         keep_work: keep the work directory (part files) after success.
+        restart: ignore finished parts of an earlier run (they are otherwise reused when the
+            settings and the raw files, by size and modification time, are unchanged).
         progress: ``callback(stage, done, total)`` with stage ``"parse"`` (files) or ``"write"`` (parts).
         mp_context: multiprocessing start method (default: ``fork`` where available).
 
@@ -502,10 +525,13 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
                 "body_rule": body_rule, "max_persons": M, "chunk_size": csize, "items": item_ids}
     key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
     work = out / ".asma-work" / f"{dataset}-{key}"
+    if restart:
+        shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     chunks = [items[i:i + csize] for i in range(0, len(items), csize)]
     part_paths = [work / f"part-{i:05d}.npz" for i in range(len(chunks))]
-    todo = [i for i, p in enumerate(part_paths) if not (p.is_file() and _part_ok(p, meta_keys))]
+    prints = [[fp for it in chunk for fp in _fingerprint(spec.kind, it)] for chunk in chunks]
+    todo = [i for i, p in enumerate(part_paths) if not (p.is_file() and _part_ok(p, meta_keys, prints[i]))]
     resumed = len(chunks) - len(todo)
 
     # 2. parse + preprocess
@@ -515,7 +541,7 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
         progress("parse", done_files, len(items))
     jobs = [{"index": i, "items": chunks[i], "kind": spec.kind, "dataset": dataset, "cfg": cfg.to_dict(),
              "body_rule": body_rule, "M": M, "skip_bad": bool(skip_bad), "part": str(part_paths[i]),
-             "meta_keys": meta_keys, "sample_shape": sample_shape} for i in todo]
+             "meta_keys": meta_keys, "sample_shape": sample_shape, "fingerprint": prints[i]} for i in todo]
     nworkers = max(1, min(int(workers or 1), len(jobs))) if jobs else 1
     if nworkers <= 1:
         for job in jobs:

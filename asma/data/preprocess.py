@@ -103,15 +103,18 @@ class PreprocessConfig:
         return cls(**kw)
 
     def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready dict (as stored in ``info.json``)."""
         d = asdict(self)
         d["shoulders"] = list(self.shoulders)
         return d
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "PreprocessConfig":
+        """Inverse of :meth:`to_dict`."""
         return cls(**{k: (tuple(v) if k == "shoulders" else v) for k, v in d.items()})
 
     def replace(self, **changes) -> "PreprocessConfig":
+        """A copy with some fields changed."""
         return replace(self, **changes)
 
 

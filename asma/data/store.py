@@ -53,6 +53,7 @@ class StoreArray(np.memmap):
 
     @classmethod
     def open(cls, path: PathLike) -> "StoreArray":
+        """Memory-map ``path`` (a ``.npy`` file) read-only, ``(N, C, T, V, M)``."""
         base = np.load(os.fspath(path), mmap_mode="r")
         arr = base.view(cls)
         arr._asma_src = (os.path.abspath(os.fspath(path)), tuple(base.shape),
@@ -131,6 +132,17 @@ def _layout_to_json(layout) -> Any:
     if isinstance(layout, str):
         return layout
     skel = layout
+    name = getattr(skel, "name", None)
+    try:
+        from ..graph import get_layout, list_layouts
+
+        if name in list_layouts():
+            ref = get_layout(name)
+            if (ref.num_joints == skel.num_joints and ref.edge_index.shape == skel.edge_index.shape
+                    and bool((ref.edge_index == skel.edge_index).all())):
+                return name  # a built-in layout: store its name
+    except Exception:
+        pass
     ei = skel.edge_index
     pairs = sorted({(min(a, b), max(a, b)) for a, b in ei.t().tolist()})
     perm = skel.flip_perm.tolist()

@@ -16,8 +16,8 @@ simulates an NTU-RGB+D-like recording campaign:
   sensor noise and Kinect-like dropped joints (zeros). Each performance is seen by every camera,
   like NTU, so cross-view splits test view generalisation on the same motions.
 
-Everything is vectorised over the clips of one class; the only Python loops are over classes,
-joints and cameras. The same seed gives bit-identical arrays.
+Everything is vectorised over the clips of one class; the Python loops run over classes, joints
+and gesture types only. The same seed gives bit-identical arrays.
 """
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ class SyntheticConfig:
         num_frames: frames per clip :math:`T`.
         num_persons: person slots :math:`M` (1 or 2); with 2, some classes are interactions.
         num_subjects: number of simulated subjects (performers), ids ``1..num_subjects``.
-        num_cameras: number of cameras, ids ``1..num_cameras``; camera 1 is frontal, the others
-            spread symmetrically up to 45 degrees to either side.
+        num_cameras: number of cameras, ids ``1..num_cameras``; camera 1 faces the performance
+            area, the others spread symmetrically up to 45 degrees to either side.
         channels: 3 for (x, y, z) or 2 for (x, y) as from a 2D pose estimator.
         with_confidence: append a confidence channel (1 visible, 0 dropped or absent).
         noise_std: standard deviation of the Gaussian sensor noise, metres.
@@ -92,6 +92,10 @@ def _check_int(name: str, value, low: int, high: Optional[int] = None) -> None:
         raise ValueError(f"{name} must be {bound}, got {value}")
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def _validate(cfg: SyntheticConfig) -> None:
     _check_int("num_frames", cfg.num_frames, 2)
     _check_int("num_persons", cfg.num_persons, 1, 2)
@@ -100,17 +104,18 @@ def _validate(cfg: SyntheticConfig) -> None:
     _check_int("num_subjects", cfg.num_subjects, 1)
     _check_int("num_cameras", cfg.num_cameras, 1)
     _check_int("seed", cfg.seed, 0)
-    if cfg.channels not in (2, 3) or isinstance(cfg.channels, bool):
+    if isinstance(cfg.channels, bool) or not isinstance(cfg.channels, (int, np.integer)) \
+            or cfg.channels not in (2, 3):
         raise ValueError(f"channels must be 2 (x, y) or 3 (x, y, z), got {cfg.channels!r}")
-    if not (np.isfinite(cfg.noise_std) and cfg.noise_std >= 0):
+    if not _is_real(cfg.noise_std) or not 0 <= cfg.noise_std < math.inf:
         raise ValueError(f"noise_std must be a finite number >= 0, got {cfg.noise_std!r}")
-    if not 0 <= cfg.drop_prob < 1:
+    if not _is_real(cfg.drop_prob) or not 0 <= cfg.drop_prob < 1:
         raise ValueError(f"drop_prob must be in [0, 1), got {cfg.drop_prob!r}")
-    try:
-        lo, hi = (float(s) for s in cfg.speed_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"speed_range must be a pair (low, high), got {cfg.speed_range!r}") from None
-    if not 0 < lo <= hi:
+    pair = tuple(cfg.speed_range) if isinstance(cfg.speed_range, (tuple, list)) else ()
+    if len(pair) != 2 or not all(_is_real(v) for v in pair):
+        raise ValueError(f"speed_range must be a pair (low, high), got {cfg.speed_range!r}")
+    lo, hi = pair
+    if not 0 < lo <= hi < math.inf:
         raise ValueError(f"speed_range must satisfy 0 < low <= high, got {cfg.speed_range!r}")
 
 
@@ -137,6 +142,17 @@ def _rotation(angles: np.ndarray) -> np.ndarray:
     R[..., 2, 1] = sy * sz * cx + cy * sx
     R[..., 2, 2] = -sy * sz * sx + cy * cx
     return R
+
+
+def _axis_angle(rotvec: np.ndarray) -> np.ndarray:
+    """Rotation matrices from rotation vectors (axis * angle in radians), ``(..., 3)`` ->
+    ``(..., 3, 3)``, by Rodrigues' formula."""
+    theta = np.linalg.norm(rotvec, axis=-1)[..., None, None]
+    k = rotvec / np.maximum(theta[..., 0], 1e-12)
+    K = np.zeros(rotvec.shape[:-1] + (3, 3))
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
+    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = k[..., 2], -k[..., 1], k[..., 0]
+    return np.eye(3) + np.sin(theta) * K + (1.0 - np.cos(theta)) * (K @ K)
 
 
 def _yaw_tilt(yaw: np.ndarray, tilt: np.ndarray) -> np.ndarray:
@@ -172,6 +188,7 @@ class _Body:
     articulated: List[int]      # joints with a local rotation, in slot order
     order: List[int]
     feet: List[int]             # joints that touch the ground (empty: floating body)
+    euler: bool = True          # angles are (rx, ry, rz) Euler angles, else rotation vectors
     extent: float = 0.0         # floating bodies: rest-pose radius, used to space two of them
 
     def __post_init__(self):
@@ -294,16 +311,35 @@ HUMAN_LAYOUT_JOINTS: Dict[str, List[str]] = {
 def _human_joint_map(skel: Skeleton) -> Optional[np.ndarray]:
     """Canonical-body index of every layout joint, or None if ``skel`` is not a known human layout.
 
-    A skeleton counts as human only if its name has an entry here and its joint count matches,
-    so a custom graph that happens to be called "ntu25" still cannot be mis-mapped silently."""
-    joints = HUMAN_LAYOUT_JOINTS.get(getattr(skel, "name", None))
+    A skeleton counts as human only if its name has an entry here, its joint count matches and,
+    for a registered layout, its joint names do too: a custom graph that happens to be called
+    "ntu25" gets the generic generator instead of being mis-mapped silently."""
+    name = getattr(skel, "name", None)
+    joints = HUMAN_LAYOUT_JOINTS.get(name)
     if joints is None or len(joints) != skel.num_joints:
+        return None
+    try:
+        registered = get_layout(name)
+    except ValueError:          # a mapping added for a layout that is not registered
+        registered = skel
+    if list(registered.joint_names) != list(skel.joint_names):
         return None
     body_index = _HUMAN_BODY.index
     return np.array([body_index[j] for j in joints])
 
 
 _HUMAN_BODY = _human_body()
+
+
+def _restricted(body: _Body, joints: np.ndarray) -> _Body:
+    """A copy of ``body`` whose forward kinematics only computes ``joints``, the feet and their
+    ancestors (the others stay at zero): a layout without a face or fingers skips them."""
+    needed = set()
+    for j in list(joints) + body.feet:
+        while j >= 0 and j not in needed:
+            needed.add(int(j))
+            j = body.parents[j]
+    return replace(body, order=[j for j in body.order if j in needed])
 
 
 def _generic_body(skel: Skeleton, seed: int) -> _Body:
@@ -341,7 +377,7 @@ def _generic_body(skel: Skeleton, seed: int) -> _Body:
         offsets[v] = dirs[v] * length
     body = _Body(names=list(skel.joint_names), parents=fk_parents, offsets=offsets,
                  segment=np.arange(V), num_segments=V, articulated=sorted(reachable),
-                 order=order, feet=[])
+                 order=order, feet=[], euler=False)
     A = len(body.articulated)
     rest = _forward_kinematics(body, offsets[None], np.broadcast_to(np.eye(3), (1, 1, A, 3, 3)))
     body.extent = float(np.linalg.norm(rest, axis=-1).max())
@@ -678,14 +714,16 @@ def _class_plan(num_classes: int, num_persons: int, n_single: int, n_pair: int) 
         raise ValueError(
             f"num_classes={num_classes} but only {limit} distinct action generators exist for "
             f"num_persons={num_persons} ({n_single} one-person"
-            + (f" + {n_pair} two-person" if num_persons == 2 else "") + " actions)")
+            + (f" + {n_pair} two-person actions)" if num_persons == 2 else
+               f" actions; num_persons=2 adds {n_pair} interactions)"))
     if num_persons == 1 or num_classes < 2:
         return num_classes, 0
     pairs = max(min(n_pair, max(1, num_classes // 4)), num_classes - n_single)
     return num_classes - pairs, pairs
 
 
-def class_names(num_classes: int, num_persons: int, layout: Union[str, Skeleton, None] = None) -> List[str]:
+def class_names(num_classes: int, num_persons: int,
+                layout: Union[str, Skeleton, None] = None) -> List[str]:
     """The class names :func:`make_synthetic` uses for these settings, in label order.
 
     Args:
@@ -719,7 +757,7 @@ def class_names(num_classes: int, num_persons: int, layout: Union[str, Skeleton,
 @dataclass
 class _GenericTerm:
     joint: int            # slot in body.articulated
-    axis: np.ndarray      # (3,) weights of (rx, ry, rz)
+    axis: np.ndarray      # (3,) unit rotation axis in the parent's (rest) frame
     amplitude: float      # degrees
     cycles: float         # > 0: periodic with this many cycles per clip; 0: one-shot bump
     start: float          # one-shot: progress interval start (its end is start + 0.5)
@@ -730,32 +768,42 @@ def _generic_specs(body: _Body, root: int, seed: int, count: int) -> List[List[_
     """Seeded motion recipes, one list of terms per class.
 
     Every class gets a primary joint (round robin over the movable joints, so small graphs still
-    use all of them), a primary axis cycling over x/y/z and a primary rhythm cycling over
-    one-shot and 1, 2, 3 cycles; 0-2 secondary joints add detail. Classes sharing a primary
-    joint therefore differ in axis or rhythm."""
+    use all of them), one of two rotation axes perpendicular to that joint's bone (a twist about
+    the bone itself would be invisible on a leaf) and a rhythm (one-shot, 1, 2 or 3 cycles per
+    clip); 0-2 secondary joints add detail. Classes sharing a primary joint thus differ in axis
+    or rhythm; the 8 combinations per joint cover all 32 generic classes from 4 joints up."""
     rng = np.random.default_rng([seed, 4])
     movable = [j for j in body.articulated if j != root]
-    slots = {j: int(body.slot[j]) for j in movable}
     order = rng.permutation(movable)
     rhythms = [0.0, 1.0, 2.0, 3.0]
+
+    def perpendicular_axes(j: int) -> Tuple[np.ndarray, np.ndarray]:
+        d = body.offsets[j] / np.linalg.norm(body.offsets[j])
+        e1 = np.cross(d, rng.normal(size=3))
+        e1 /= np.linalg.norm(e1)
+        return e1, np.cross(d, e1)
+
     specs = []
     for k in range(count):
         m = len(order)
-        primary = int(order[k % m])
-        axis = np.eye(3)[(k // m) % 3] + 0.35 * rng.normal(size=3)
-        cycles = rhythms[(k // (3 * m) + k % m) % len(rhythms)]
-        terms = [_GenericTerm(slots[primary], axis / np.linalg.norm(axis), rng.uniform(40, 70),
-                              cycles, rng.uniform(0.0, 0.5), rng.uniform())]
+        primary, combo = int(order[k % m]), k // m
+        axis = perpendicular_axes(primary)[combo % 2]
+        cycles = rhythms[(combo // 2 + k % m) % len(rhythms)]
+        terms = [_GenericTerm(int(body.slot[primary]), axis, rng.uniform(45, 75), cycles,
+                              rng.uniform(0.0, 0.5), rng.uniform())]
         others = [j for j in movable if j != primary]
         for j in rng.permutation(others)[:rng.integers(0, 3)]:
-            ax = rng.normal(size=3)
-            terms.append(_GenericTerm(slots[int(j)], ax / np.linalg.norm(ax), rng.uniform(15, 35),
-                                      float(rng.choice(rhythms)), rng.uniform(0.0, 0.5), rng.uniform()))
+            e1, e2 = perpendicular_axes(int(j))
+            a = rng.uniform(0, 2 * np.pi)
+            terms.append(_GenericTerm(int(body.slot[j]), np.cos(a) * e1 + np.sin(a) * e2,
+                                      rng.uniform(15, 35), float(rng.choice(rhythms)),
+                                      rng.uniform(0.0, 0.5), rng.uniform()))
         specs.append(terms)
     return specs
 
 
-def _generic_angles(terms: Sequence[_GenericTerm], t: _Timing, n_art: int, lag: float = 0.0) -> np.ndarray:
+def _generic_angles(terms: Sequence[_GenericTerm], t: _Timing, n_art: int,
+                    lag: float = 0.0) -> np.ndarray:
     """Degrees ``(n, T, A, 3)`` for one recipe; ``lag`` delays a partner's response."""
     n, T = t.p.shape
     ang = np.zeros((n, T, n_art, 3))
@@ -820,7 +868,8 @@ def _sway(rng: np.random.Generator, n: int, T: int, A: int, degrees: float) -> n
     return out
 
 
-def _pose_people(body: _Body, angles: np.ndarray, root: np.ndarray, seg_scale: np.ndarray) -> np.ndarray:
+def _pose_people(body: _Body, angles: np.ndarray, root: np.ndarray,
+                 seg_scale: np.ndarray) -> np.ndarray:
     """Body-frame joint positions of ``n`` performers with feet on the ground (y = 0).
 
     Shapes:
@@ -829,14 +878,15 @@ def _pose_people(body: _Body, angles: np.ndarray, root: np.ndarray, seg_scale: n
         - **output**: :math:`(n, T, J, 3)`
     """
     offsets = body.offsets[None] * seg_scale[:, body.segment, None]
-    pos = _forward_kinematics(body, offsets, _rotation(np.deg2rad(angles)))
+    rad = np.deg2rad(angles)
+    pos = _forward_kinematics(body, offsets, _rotation(rad) if body.euler else _axis_angle(rad))
     if body.feet:   # stand on the lowest foot joint, so squats lower the pelvis and jumps lift it
         pos[..., 1] -= pos[:, :, body.feet, 1].min(axis=2, keepdims=True)
     return pos + root[:, :, None, :]
 
 
 def _place(pos: np.ndarray, yaw: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Rotate body-frame positions ``(n, T, J, 3)`` by ``yaw`` ``(n,)`` and add ``offset`` ``(n, 3)``."""
+    """Rotate body-frame positions ``(n, T, J, 3)`` by ``yaw`` ``(n,)``, add ``offset`` ``(n, 3)``."""
     R = _yaw_tilt(yaw, np.zeros_like(yaw))
     return _rotate_points(R, pos) + offset[:, None, None, :]
 
@@ -854,8 +904,8 @@ def _class_scene(pair: bool, cfg: SyntheticConfig, body: _Body, tables: _Tables,
                  subject: np.ndarray, rng: np.random.Generator, fill: Callable) -> np.ndarray:
     """World positions ``(n, T, J, M, 3)`` for the ``n`` performances of one class.
 
-    ``fill(t, n_persons)`` returns the action's angles ``(P, n, T, A, 3)`` and root motion
-    ``(P, n, T, 3)`` for ``P`` = 1 or 2 persons."""
+    ``fill(timing, P, rng)`` returns the action's angles ``(P, n, T, A, 3)`` (degrees) and root
+    motion ``(P, n, T, 3)`` for ``P`` = 1 or 2 persons."""
     n, T, M = len(subject), cfg.num_frames, cfg.num_persons
     lo, hi = cfg.speed_range
     speed = rng.uniform(lo, hi, n) * tables.tempo[subject]
@@ -882,7 +932,7 @@ def _class_scene(pair: bool, cfg: SyntheticConfig, body: _Body, tables: _Tables,
         # The sensor's body order is arbitrary (NTU orders bodies by tracking id): either
         # partner may land in slot 0, the slot the clip is centred on.
         swap = rng.random(n) < 0.5
-        world[swap, :, :, :2] = world[swap][:, :, :, ::-1][:, :, :, -2:]
+        world[swap] = world[swap][:, :, :, ::-1]
     return world
 
 
@@ -904,7 +954,8 @@ def _human_fill(gen: _Generator):
     return fill
 
 
-def _generic_distractor(rng: np.random.Generator, t: _Timing, n_art: int, movable: List[int]) -> np.ndarray:
+def _generic_distractor(rng: np.random.Generator, t: _Timing, n_art: int,
+                        movable: List[int]) -> np.ndarray:
     """Class-independent nuisance: a fraction of performances make one short random joint
     movement at a random moment, ``(n, T, A, 3)`` degrees."""
     n, T = t.p.shape
@@ -981,7 +1032,7 @@ def _sensor(cam: np.ndarray, persons: int, center: int, cfg: SyntheticConfig,
     live += cfg.noise_std * rng.standard_normal(live.shape, dtype=np.float32)
     if cfg.center:
         # Subtracting the (noisy) centre itself makes person 0's centre exactly zero.
-        live -= live[:, :, center:center + 1, 0:1, :]
+        live -= live[:, :, center:center + 1, 0:1, :].copy()
     lost = _drop_mask(rng, (n, T, V, persons), cfg.drop_prob)
     live[lost] = 0.0
     x[..., :persons, :cfg.channels] = live[..., :cfg.channels]
@@ -1036,7 +1087,7 @@ def make_synthetic(config: Optional[SyntheticConfig] = None, layout: Union[str, 
     joint_map = _human_joint_map(skel)
     human = joint_map is not None
     if human:
-        body = _HUMAN_BODY
+        body = _restricted(_HUMAN_BODY, joint_map)
         ns, npair = _class_plan(cfg.num_classes, cfg.num_persons, len(_HUMAN_SINGLE), len(_HUMAN_PAIR))
         fills = [(_human_fill(g), False) for _, g in _HUMAN_SINGLE[:ns]]
         fills += [(_human_fill(g), True) for _, g in _HUMAN_PAIR[:npair]]
@@ -1068,9 +1119,12 @@ def make_synthetic(config: Optional[SyntheticConfig] = None, layout: Union[str, 
         replication = q // S + 1
         world = _class_scene(pair, cfg, body, tables, subject, rng, fill)
         world = world[:, :, joint_map]
-        # Like NTU, odd and even repetitions face different cameras (+-35 degrees), so each
-        # camera sees both near-frontal and oblique views.
-        facing = np.deg2rad(np.where(replication % 2 == 1, 35.0, -35.0) + rng.uniform(-15.0, 15.0, n_perf))
+        # Like NTU, a subject's successive repetitions face camera 2 and camera 3 (+-45 degrees;
+        # which comes first is random per subject): cameras 2 and 3 see front and side views,
+        # camera 1 oblique ones, and no split is biased towards one side.
+        first = np.where(rng.random(S) < 0.5, 1.0, -1.0)[subject]
+        turn = first * np.where(replication % 2 == 1, 45.0, -45.0)
+        facing = np.deg2rad(turn + rng.uniform(-20.0, 20.0, n_perf))
         cam = _view(world[perf], cams, facing[perf], tables, rng)
         chunks.append(_sensor(cam, 2 if pair else 1, center, cfg, rng))
         labels.append(np.full(K, k, dtype=np.int64))
@@ -1127,7 +1181,8 @@ def split(arrays: SkeletonArrays, protocol: str = "xsub") -> Tuple[SkeletonArray
     else:
         raise ValueError(f"unknown split protocol {protocol!r}; known: {', '.join(SPLIT_PROTOCOLS)}")
     if key not in arrays.meta:
-        raise ValueError(f"{arrays.source}: protocol {protocol!r} needs meta[{key!r}], which is missing")
+        raise ValueError(f"{arrays.source}: protocol {protocol!r} needs meta[{key!r}], "
+                         "which is missing")
     ids = np.asarray(arrays.meta[key])
     train = ids % 2 == 1 if protocol == "xsub" else ids != 1
     if train.all() or not train.any():

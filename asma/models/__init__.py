@@ -1,7 +1,10 @@
 """Backbones (registry), heads, the alignment module and the ASMa pretraining model."""
 from .registry import (Backbone, count_flops, count_parameters, create_backbone, import_plugin,
                        list_backbones, register_backbone)
+from .dgcnn import DGCNN
+from .gin import GIN
 from .stgcn import STGCN, GraphConv, STGCNBlock
+from .student import STGCNStudent
 
 __all__ = ["Backbone", "create_backbone", "list_backbones", "register_backbone", "import_plugin",
-           "count_parameters", "count_flops", "STGCN", "STGCNBlock", "GraphConv"]
+           "count_parameters", "count_flops", "STGCN", "STGCNBlock", "GraphConv", "GIN", "DGCNN", "STGCNStudent"]

@@ -111,5 +111,12 @@ class STGCNStudent(STGCN):
 @register_backbone("stgcn-student")
 def stgcn_student(layout: Union[str, Skeleton] = "ntu25", in_channels: int = 3,
                   num_layers: Optional[int] = None, **cfg) -> STGCNStudent:
-    """ASMa-Distill student (``num_layers`` ST-GCN blocks, default 5; see :func:`student_plan`)."""
+    r"""ASMa-Distill student (:class:`STGCNStudent`): ``num_layers`` ST-GCN blocks (default 5) on
+    the 3-partition spatial kernel, temporal kernel 9, widths/strides from :func:`student_plan`
+    unless ``channels`` / ``strides`` are given.
+
+    Shapes:
+        - **input**: :math:`(N, C, T, V, M)`
+        - **output**: ``pooled`` :math:`(N, D)`, ``tokens`` :math:`(N, T', D)`
+    """
     return STGCNStudent(layout, in_channels, num_layers=num_layers, **cfg)

@@ -101,7 +101,7 @@ def _tiny() -> Dict[str, Any]:
         "model": {"backbone_cfg": {"hidden_channels": 8, "out_channels": 32, "dropout": 0.0},
                   "projector": [128, 128], "n_joints": 5, "n_frames": 4},
         "pretrain": {"epochs": 6, "batch_size": 32, "lr": 5e-3, "warmup_epochs": 1},
-        "probe": {"epochs": 60, "batch_size": 64, "lr": 5e-3},
+        "probe": {"epochs": 100, "batch_size": 32, "lr": 1e-2},
     }
 
 

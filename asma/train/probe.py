@@ -38,6 +38,19 @@ def extract_tokens(encoder: Backbone, arrays: SkeletonArrays, stream: str = "joi
     return torch.cat(out)
 
 
+def standardize_tokens(train: Tensor, test: Tensor, eps: float = 1e-5) -> Tuple[Tensor, Tensor]:
+    """Standardise every feature dimension with the training set's mean and std (a non-affine
+    BatchNorm before the probe, as MAE does): an affine change the linear head could represent
+    anyway, but it makes the probe's optimisation independent of each encoder's feature scale.
+
+    Shapes:
+        - **train**: :math:`(N, T', D)`, **test**: :math:`(N', T', D)` -> same
+    """
+    flat = train.reshape(-1, train.shape[-1])
+    mean, std = flat.mean(0), flat.std(0, unbiased=False) + eps
+    return (train - mean) / std, (test - mean) / std
+
+
 @dataclass
 class ProbeResult:
     name: str
@@ -56,7 +69,7 @@ def train_head(head: nn.Module, forward: Callable[[nn.Module, Tuple[Tensor, ...]
     the final epoch (no best-on-test selection)."""
     n = train_labels.shape[0]
     bs = min(cfg.batch_size, n)
-    steps = max(1, n // bs) if n >= bs else 1
+    steps = -(-n // bs)  # keep the last partial batch: the probe sees every clip each epoch
     total = steps * cfg.epochs
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     crit = nn.CrossEntropyLoss()
@@ -110,7 +123,7 @@ def linear_evaluation(encoders: Dict[str, Backbone], train: SkeletonArrays, test
     for name, enc in named:
         if console is not None:
             console.log(f"extracting features: {name}")
-        feats[name] = (extract_tokens(enc, train, stream), extract_tokens(enc, test, stream))
+        feats[name] = standardize_tokens(extract_tokens(enc, train, stream), extract_tokens(enc, test, stream))
         torch.manual_seed(seed)
         head = LinearClassifier(enc.out_dim, k)
         rows.append(train_head(head, _linear, [feats[name][0]], ytr, [feats[name][1]], yte, cfg, seed,

@@ -12,7 +12,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import EdgeConv
 
 import asma.models.dgcnn as dgcnn_mod
-from asma.models import create_backbone
+from asma.models import count_parameters, create_backbone
 from asma.models.dgcnn import (DGCNN, DenseEdgeConv, FrameEdgeConv, knn_edge_index, knn_indices)
 from asma.models.gin import fold_frames
 
@@ -192,7 +192,20 @@ def test_dgcnn_person_and_joint_permutation_invariance():
 
 
 def test_dgcnn_k_validation_and_defaults():
-    assert create_backbone("dgcnn").k == 8
+    model = create_backbone("dgcnn")
+    assert model.k == 8 and len(model.blocks) == 10 and model.out_dim == 256
+    # formula: EdgeConv Linear 2*C_in*C + C, BN 2C; TCN BN 2C + 9*C*C + C + BN 2C; residual
+    # (blocks 2.., when the shape changes) C_in*C + C + BN 2C; data BN 2*3*25
+    total, c_in = 150, 3
+    for i, (c, s) in enumerate(zip(model.channels, model.strides)):
+        total += 2 * c_in * c + c + 2 * c + 4 * c + 9 * c * c + c
+        if i > 0 and not (c_in == c and s == 1):
+            total += c_in * c + 3 * c
+        c_in = c
+    assert count_parameters(model) == total == 776_726
+    w = model.blocks[3].spatial.edge.lin.weight.clone()
+    model.reset_parameters()
+    assert not torch.equal(w, model.blocks[3].spatial.edge.lin.weight)
     with pytest.raises(ValueError, match="k must satisfy"):
         create_backbone("dgcnn", "coco17", k=17)
     with pytest.raises(ValueError, match="k must satisfy"):
@@ -201,20 +214,25 @@ def test_dgcnn_k_validation_and_defaults():
     assert m(torch.randn(1, 3, 4, 17, 1))[0].shape == (1, 4)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_dgcnn_onnx_export_and_onnxruntime():
     onnx = pytest.importorskip("onnx")
     model = create_backbone("dgcnn", "coco17", **TINY).eval()
-    x = torch.randn(2, 3, 8, 17, 2)
     f = io.BytesIO()
-    torch.onnx.export(model, (x,), f, input_names=["x"], output_names=["pooled", "tokens"],
-                      opset_version=17, dynamo=False)
+    # Legacy TorchScript exporter: the torch.export-based default needs onnxscript.
+    torch.onnx.export(model, (torch.randn(2, 3, 8, 17, 2),), f, input_names=["x"],
+                      output_names=["pooled", "tokens"], opset_version=17, dynamo=False,
+                      dynamic_axes={"x": {0: "n", 2: "t", 4: "m"}, "pooled": {0: "n"},
+                                    "tokens": {0: "n", 1: "t_out"}})
     proto = onnx.load_from_string(f.getvalue())
     onnx.checker.check_model(proto)
     assert "TopK" in {n.op_type for n in proto.graph.node}
     ort = pytest.importorskip("onnxruntime")
     sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
-    pooled, tokens = sess.run(None, {"x": x.numpy()})
-    with torch.no_grad():
-        ref_pooled, ref_tokens = model(x)
-    torch.testing.assert_close(torch.from_numpy(pooled), ref_pooled, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(torch.from_numpy(tokens), ref_tokens, rtol=1e-4, atol=1e-5)
+    for shape in [(2, 3, 8, 17, 2), (3, 3, 11, 17, 1)]:  # the traced shape and another one
+        x = torch.randn(*shape)
+        pooled, tokens = sess.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            ref_pooled, ref_tokens = model(x)
+        torch.testing.assert_close(torch.from_numpy(pooled), ref_pooled, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(tokens), ref_tokens, rtol=1e-4, atol=1e-5)

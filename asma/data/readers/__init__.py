@@ -1,0 +1,23 @@
+"""Readers for raw skeleton datasets and pose-estimator outputs (numpy only, no torch import).
+
+Every reader raises :class:`asma.data.errors.DataFormatError` (file and line named) on malformed
+input and nothing else; see the submodules for the formats.
+"""
+from .kinect_v1 import (load_utkinect, read_msr_skeleton, read_utd_mhad, read_utkinect_joints,
+                        read_utkinect_labels, utkinect_clips, utkinect_cross_subject)
+from .matlab import read_mat_v5
+from .ntu import (NTU60_CLASS_NAMES, NTU120_CLASS_NAMES, NtuSkeletonFile, format_ntu_skeleton, ntu_to_array,
+                  parse_ntu_name, read_missing_list, read_ntu_clip, read_ntu_skeleton)
+from .pkummd import (PKU_CLASS_NAMES, cut_pku_clips, parse_pku_name, read_pku_labels, read_pku_sequence)
+from .pose_json import (PoseSequence, load_kinetics_skeleton, mediapipe_to_sequence, pose_to_clip,
+                        read_coco_keypoints_json, read_kinetics_json, read_mediapipe_json, read_openpose_frames)
+
+__all__ = [
+    "read_ntu_skeleton", "read_ntu_clip", "ntu_to_array", "parse_ntu_name", "read_missing_list",
+    "format_ntu_skeleton", "NtuSkeletonFile", "NTU60_CLASS_NAMES", "NTU120_CLASS_NAMES",
+    "read_pku_sequence", "read_pku_labels", "cut_pku_clips", "parse_pku_name", "PKU_CLASS_NAMES",
+    "read_utkinect_joints", "read_utkinect_labels", "utkinect_clips", "load_utkinect", "utkinect_cross_subject",
+    "read_msr_skeleton", "read_utd_mhad", "read_mat_v5",
+    "PoseSequence", "read_kinetics_json", "read_openpose_frames", "read_coco_keypoints_json",
+    "read_mediapipe_json", "mediapipe_to_sequence", "pose_to_clip", "load_kinetics_skeleton",
+]

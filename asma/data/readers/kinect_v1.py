@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def read_utkinect_joints(source: Source, *, name: Optional[str] = None) -> Tuple
     fn = arr[:, 0]
     bad = np.flatnonzero(fn != np.round(fn))
     if bad.size:
-        raise DataFormatError(f"frame number {fn[bad[0]]!r} is not an integer", path, nums[bad[0]])
+        raise DataFormatError(f"frame number {float(fn[bad[0]]):g} is not an integer", path, nums[bad[0]])
     return fn.astype(np.int64), arr[:, 1:].reshape(-1, NUM_JOINTS, 3)
 
 
@@ -80,10 +80,12 @@ class UTKinectSegment:
 
     @property
     def subject(self) -> int:
+        """Subject number ``SS`` of ``sSS_eEE``."""
         return int(_UTK_SEQ.match(self.sequence).group(1))
 
     @property
     def episode(self) -> int:
+        """Recording number ``EE`` of ``sSS_eEE``."""
         return int(_UTK_SEQ.match(self.sequence).group(2))
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -87,6 +87,7 @@ class NtuSkeletonFile:
 
     @property
     def name(self) -> str:
+        """The sample name (file stem without ``.skeleton``)."""
         return ntu_sample_name(self.path)
 
     @property
@@ -192,7 +193,7 @@ def body_activity(rec: NtuSkeletonFile) -> Dict[int, float]:
     """Activity of every body id: the sum over its frames, joints and x/y/z of the squared
     deviation from its own temporal mean (i.e. ``frames x total temporal variance``).
 
-    Long-lived, moving bodies score high; short or static detections (furniture, ghosts) low.
+    Long-lived, moving bodies score high; static detections (furniture) low.
     """
     out: Dict[int, float] = {}
     for bid in rec.body_ids:
@@ -202,14 +203,31 @@ def body_activity(rec: NtuSkeletonFile) -> Dict[int, float]:
     return out
 
 
+#: bodies tracked in at most this many frames count as short-lived detections (the length
+#: threshold of the common NTU denoising scripts)
+SHORT_BODY_FRAMES = 11
+
+
+def rank_bodies(rec: NtuSkeletonFile, short_frames: int = SHORT_BODY_FRAMES) -> List[int]:
+    """Body ids, best first: bodies present in more than ``short_frames`` frames before
+    short-lived ones, then by decreasing :func:`body_activity`, ties by first appearance."""
+    act = body_activity(rec)
+    ids = rec.body_ids
+    present = {b: int(np.unique(rec.frame[rec.body_id == np.uint64(b)]).size) for b in ids}
+    return sorted(ids, key=lambda b: (present[b] <= short_frames, -act[b]))  # stable sort
+
+
 def ntu_to_array(rec: NtuSkeletonFile, max_bodies: int = 2, body_rule: str = "activity",
                  dtype=np.float32) -> np.ndarray:
     """Clip array ``(3, F, 25, M)`` (x, y, z in metres) from a parsed file, ``M = max_bodies``.
 
     Body rules:
-        - ``"activity"`` (default): bodies are tracked by their Kinect body id. The ``M`` ids
-          with the highest :func:`body_activity` are kept, the most active in slot 0 (ties: the
-          id seen first). A body keeps its slot in every frame; slots of absent bodies are 0.
+        - ``"activity"`` (default): bodies are tracked by their Kinect body id and ranked by
+          :func:`rank_bodies`: bodies tracked in more than 11 frames first (shorter tracks are
+          usually spurious detections), then by decreasing :func:`body_activity` (total
+          temporal variance of the joints times the frames tracked), ties by first appearance.
+          The ``M`` best are kept, the best in slot 0. A body keeps its slot in every frame;
+          slots of absent bodies are 0.
         - ``"file-order"``: the ST-GCN / CrosSCLR / AimCLR ``gendata`` rule, for exact
           reproduction: in each frame the ``m``-th listed body goes to slot ``m``, bodies
           beyond ``M`` are dropped, ids are ignored (so a person can change slots).
@@ -228,8 +246,7 @@ def ntu_to_array(rec: NtuSkeletonFile, max_bodies: int = 2, body_rule: str = "ac
         first = np.searchsorted(rec.frame, rec.frame, side="left")
         slot = np.arange(len(rec.frame)) - first
     else:
-        act = body_activity(rec)
-        order = sorted(rec.body_ids, key=lambda b: -act[b])  # stable: first-seen wins ties
+        order = rank_bodies(rec)
         slot_of = {b: s for s, b in enumerate(order[:max_bodies])}
         slot = np.array([slot_of.get(int(b), -1) for b in rec.body_id], dtype=np.int64)
     keep = (slot >= 0) & (slot < max_bodies)

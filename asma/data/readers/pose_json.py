@@ -30,8 +30,8 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -66,10 +66,12 @@ class PoseSequence:
 
     @property
     def num_frames(self) -> int:
+        """``T``, the number of listed frames."""
         return int(self.coords.shape[0])
 
     @property
     def max_people(self) -> int:
+        """``P``, the most people detected in one frame."""
         return int(self.coords.shape[1])
 
 
@@ -100,7 +102,10 @@ def _as_float(v, path: str, where: str) -> float:
         return math.nan  # missing, handled by the caller
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise DataFormatError(f"{where}: expected a number, got {type(v).__name__} {str(v)[:20]!r}", path)
-    return float(v)
+    f = float(v)
+    if not math.isfinite(f) or abs(f) > 3.4e38:
+        raise DataFormatError(f"{where}: non-finite value {v!r} (use null for a missing keypoint)", path)
+    return f
 
 
 def _points(values, V: int, per_point: int, path: str, where: str) -> np.ndarray:
