@@ -137,8 +137,10 @@ def backbones(layout: str, frames: int, plugins: Tuple[str, ...]) -> None:
 
 
 from .data import data  # noqa: E402  (command groups in their own modules)
+from .zoo import zoo  # noqa: E402
 
 main.add_command(data)
+main.add_command(zoo)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -14,7 +14,7 @@ def test_utkinect_pretraining_beats_chance_and_random_init(realdata):
     cfg = make_config("tiny")
     cfg.model.n_joints = 5          # of 20 joints
     cfg.model.n_frames = 10         # of 50 frames
-    cfg.pretrain.epochs = 20
+    cfg.pretrain.epochs = 12
     cfg.pretrain.batch_size = 25
     rows = linear_evaluation(
         dict(pretrain(cfg, train, None, progress=False).encoders.items()), train, test, cfg.probe,

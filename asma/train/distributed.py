@@ -1,0 +1,199 @@
+"""Multi-process data parallelism for ``torchrun``: process-group set-up from the environment,
+per-rank batch sharding, DDP wrapping and teardown.
+
+Design (how a distributed run reproduces a single-process one):
+
+- every rank draws the **same** global batch order (``epoch_generator(seed, epoch)`` is
+  rank-independent) and takes its contiguous slice with :func:`shard_indices`, so the global
+  batch of ``W`` ranks x ``B`` clips is exactly the single-process batch of ``W*B`` clips, in order;
+- :class:`~asma.losses.BarlowTwinsLoss` all-gathers the projections with gradients, so every rank
+  computes the loss of the global batch, and DDP's gradient averaging then yields the gradient of
+  the single-process loss (checked in ``tests/train/test_distributed.py``);
+- per-sample random draws (augmentations, masks) taken from the shared generator must be drawn
+  for the **global** batch and then sliced with the same :func:`shard_indices`, otherwise each
+  rank's draws differ from the single-process ones (still a valid run, but not the same one);
+- BatchNorm in train mode normalises with **per-rank** statistics unless it is synchronised:
+  :func:`wrap_ddp` converts it to ``SyncBatchNorm`` on GPUs (``sync_bn=True``); PyTorch's
+  ``SyncBatchNorm`` does not run on CPU tensors, so CPU/gloo runs keep per-rank BatchNorm
+  (statistics over ``B`` instead of ``W*B`` clips; the usual practice of the SSL lineage).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+@dataclass
+class DistInfo:
+    """Where this process sits: ``rank`` of ``world_size`` processes, ``local_rank`` on its node,
+    the ``backend`` in use and the ``device`` to put tensors on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: Optional[str] = None
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """Global rank of this process (0 when not distributed)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes (1 when not distributed)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def local_rank() -> int:
+    """Rank on this node (``LOCAL_RANK`` set by ``torchrun``; 0 otherwise)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def default_backend() -> str:
+    """``nccl`` when CUDA is available, else ``gloo`` (CPU)."""
+    return "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+
+
+def init_distributed(backend: Optional[str] = None, init_method: Optional[str] = None,
+                     rank: Optional[int] = None, world_size: Optional[int] = None,
+                     timeout_s: float = 1800.0) -> DistInfo:
+    """Join the process group described by the environment (``torchrun`` sets ``RANK``,
+    ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) or by the arguments.
+
+    With a world size of 1 (plain ``python``/``asma`` runs) nothing is initialised and a
+    single-process :class:`DistInfo` is returned, so callers need no special case. On GPUs the
+    process binds to ``cuda:<local_rank>``. Calling it twice returns the current group's info.
+
+    Args:
+        backend: ``gloo`` / ``nccl``; default :func:`default_backend`.
+        init_method: e.g. ``file:///tmp/x`` or ``tcp://host:port``; default ``env://``.
+        rank, world_size: override the environment (used by ``torch.multiprocessing.spawn``).
+    """
+    ws = int(world_size if world_size is not None else os.environ.get("WORLD_SIZE", "1"))
+    rk = int(rank if rank is not None else os.environ.get("RANK", "0"))
+    lr = int(os.environ.get("LOCAL_RANK", rk if rank is not None else 0))
+    if ws < 1 or not 0 <= rk < ws:
+        raise ValueError(f"invalid distributed setting: rank {rk} of world size {ws}")
+    if ws == 1 and not is_distributed():
+        return DistInfo(0, 1, 0, None, torch.device("cpu"))
+    if not dist.is_available():
+        raise RuntimeError("torch.distributed is not available in this PyTorch build")
+    backend = backend or default_backend()
+    device = torch.device("cpu")
+    if backend == "nccl":
+        torch.cuda.set_device(lr)
+        device = torch.device("cuda", lr)
+    if not is_distributed():
+        dist.init_process_group(backend, init_method=init_method or "env://", rank=rk, world_size=ws,
+                                timeout=datetime.timedelta(seconds=timeout_s))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), lr, dist.get_backend(), device)
+
+
+def shard_indices(order: Union[Tensor, Sequence[int]], rank: int, world: int) -> Tensor:
+    """This rank's contiguous slice of a global batch.
+
+    Ranks ``0..W-1`` get consecutive equal chunks, so concatenating the per-rank batches in rank
+    order (what the all-gather of the loss does) restores the global batch. The length must be
+    divisible by ``world``: a global batch that cannot be split evenly would change the effective
+    batch (use a batch size that is a multiple of the world size).
+
+    To reproduce a single-process run exactly, shard **each global batch**: with the epoch order
+    ``order = torch.randperm(N, generator=epoch_generator(seed, epoch))`` (identical on every
+    rank) and global batch size ``G = W * B``, step ``s`` uses
+    ``shard_indices(order[s * G:(s + 1) * G], rank, W)``. Sharding the whole epoch order at once
+    also gives disjoint per-rank data, but different global batches.
+
+    Shapes:
+        - **order**: :math:`(W \\cdot B,)` -> **output**: :math:`(B,)`
+    """
+    order = torch.as_tensor(order)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"invalid shard: rank {rank} of world size {world}")
+    n = order.shape[0]
+    if n % world:
+        raise ValueError(f"{n} indices cannot be split evenly over {world} processes; use a (global) "
+                         f"batch size that is a multiple of the world size")
+    b = n // world
+    return order[rank * b:(rank + 1) * b]
+
+
+def per_rank_batch_size(global_batch_size: int, world: Optional[int] = None) -> int:
+    """The per-process batch of a global batch size (which must divide evenly)."""
+    world = world_size() if world is None else world
+    if global_batch_size % world:
+        raise ValueError(f"batch size {global_batch_size} is not a multiple of the world size {world}")
+    return global_batch_size // world
+
+
+def wrap_ddp(model: nn.Module, sync_bn: bool = True, **ddp_kwargs) -> nn.Module:
+    """Wrap ``model`` in ``DistributedDataParallel`` (identity when not distributed).
+
+    On CUDA the model is moved to ``cuda:<local_rank>`` and, with ``sync_bn``, its BatchNorm
+    layers become ``SyncBatchNorm`` (global-batch statistics). On CPU BatchNorm stays per rank:
+    PyTorch's ``SyncBatchNorm`` rejects CPU tensors (see the module docstring).
+    ``ddp_kwargs`` go to DDP (e.g. ``find_unused_parameters=True``). Access the wrapped model as
+    ``wrapped.module``.
+    """
+    if not is_distributed():
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    if dist.get_backend() == "nccl" or next(model.parameters()).is_cuda:
+        lr = local_rank()
+        if sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(torch.device("cuda", lr))
+        return DDP(model, device_ids=[lr], output_device=lr, **ddp_kwargs)
+    return DDP(model, **ddp_kwargs)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (or ``model`` itself)."""
+    return model.module if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def barrier() -> None:
+    """Wait for every process (no-op when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def all_reduce_mean(value: Union[Tensor, float]) -> float:
+    """Mean of a scalar over processes (for logging; no-op when not distributed)."""
+    t = torch.as_tensor(value, dtype=torch.float64).detach().clone()
+    if is_distributed():
+        if dist.get_backend() == "nccl":
+            t = t.cuda()
+        dist.all_reduce(t)
+        t /= dist.get_world_size()
+    return float(t)
+
+
+def cleanup() -> None:
+    """Destroy the process group (no-op when not distributed)."""
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+__all__ = ["DistInfo", "is_distributed", "rank", "world_size", "local_rank", "default_backend",
+           "init_distributed", "shard_indices", "per_rank_batch_size", "wrap_ddp", "unwrap", "barrier",
+           "all_reduce_mean", "cleanup"]

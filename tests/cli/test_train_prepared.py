@@ -1,0 +1,28 @@
+"""`asma train --dataset NAME --data-dir DIR` on a dataset prepared from real files."""
+import json
+
+from click.testing import CliRunner
+
+from asma.cli.main import main
+from asma.data.prepare import prepare_dataset
+
+
+def test_train_on_prepared_utkinect(realdata, tmp_path):
+    out = tmp_path / "prepared"
+    prepare_dataset("utkinect", realdata / "utkinect_action3d", out, workers=1)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, [
+        "train", "--dataset", "utkinect-xsub", "--data-dir", str(out), "--preset", "tiny", "--no-progress",
+        "--epochs", "1", "--batch-size", "25", "--set", "probe.epochs=2", "--set", "model.n_joints=5",
+        "--set", "model.n_frames=10", "--run-dir", str(run)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((run / "results.json").read_text())
+    assert res["dataset"] == "utkinect-xsub"
+    enc = json.loads((run / "encoders" / "theta" / "config.json").read_text())
+    assert enc["layout"]["name"] == "kinect20" and enc["num_frames"] == 50
+
+
+def test_missing_prepared_dataset_names_path_and_command(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--dataset", "ntu60-xsub", "--data-dir", str(tmp_path), "--preset", "tiny"])
+    assert r.exit_code == 2
+    assert "asma data prepare ntu60" in r.output and str(tmp_path) in r.output
