@@ -18,6 +18,11 @@ def realdata() -> Path:
     return REALDATA
 
 
+# One intra-op thread: on a shared or loaded 2-core machine torch's 2-thread spin-waiting can
+# make small ops 10-70x slower; tests are many small models, so 1 thread is the robust choice.
+torch.set_num_threads(int(os.environ.get("ASMA_TEST_THREADS", "1")))
+
+
 @pytest.fixture(autouse=True)
 def _threads_and_seed():
     torch.manual_seed(0)

@@ -8,3 +8,11 @@ from .run import RunResult, run_train
 __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "OptimConfig", "ProbeConfig", "make_config",
            "parse_set", "pretrain", "build_model", "linear_evaluation", "extract_tokens", "run_train",
            "RunResult"]
+
+from .distill import DistillConfig, depth_sweep, distill, tau_sweep  # noqa: E402
+from .evaluate import EvalResult, evaluate, fuse_streams, write_eval  # noqa: E402
+from .finetune import FinetuneConfig, finetune, finetune_aligned, fit_aligned_probe  # noqa: E402
+
+__all__ += ["DistillConfig", "distill", "tau_sweep", "depth_sweep", "EvalResult", "evaluate",
+            "fuse_streams", "write_eval", "FinetuneConfig", "finetune", "finetune_aligned",
+            "fit_aligned_probe"]

@@ -86,7 +86,7 @@ class TrainConfig:
 def _quick() -> Dict[str, Any]:
     # The embedded quick start: about 5 minutes on 2 CPU cores, same method, smaller everything.
     return {
-        "data": {"num_frames": 32, "num_classes": 10, "clips_per_class": 80},
+        "data": {"num_frames": 30, "num_classes": 10, "clips_per_class": 80, "num_persons": 1},
         "model": {"backbone_cfg": {"out_channels": 128, "dropout": 0.0}, "projector": [512, 512, 512],
                   "n_joints": 9, "n_frames": 6},
         "pretrain": {"epochs": 12, "batch_size": 64, "lr": 5e-3, "warmup_epochs": 1},

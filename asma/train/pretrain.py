@@ -104,7 +104,7 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"pretraining loss became {loss.item()} at epoch {epoch}, "
                                                  f"step {s}; lower pretrain.lr")
-                    opt.zero_grad(set_to_none=True)
+                    opt.zero_grad(set_to_none=False)
                     loss.backward()
                     opt.step()
                     seen += x.shape[0]
