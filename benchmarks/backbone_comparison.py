@@ -26,7 +26,7 @@ def main() -> None:
     p.add_argument("--backbones", default="stgcn,gin,dgcnn")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    console = Console()
+    console = Console(width=160)
     rows = []
     for name in args.backbones.split(","):
         cfg = make_config(args.preset)

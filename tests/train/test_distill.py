@@ -15,15 +15,6 @@ from asma.train.finetune import FinetuneConfig, finetune, fit_aligned_probe
 STUDENT = {"width": 8, "dropout": 0.0}  # D = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The test machine is shared: one intra-op thread avoids oversubscription stalls.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def data():
     return make_synthetic(SyntheticConfig(num_classes=4, clips_per_class=16, num_frames=16, num_persons=1))

@@ -77,14 +77,6 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         cleanup()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_two_processes_match_one_process_with_double_batch(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
