@@ -68,7 +68,7 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
         model = build_model(cfg, skel, in_channels, num_coords)
         opt = torch.optim.Adam(model.parameters(), lr=oc.lr, weight_decay=oc.weight_decay)
         augment = Augment(cfg.augment, skel.flip_perm, num_coords)
-        data = torch.from_numpy(np.ascontiguousarray(train.data, dtype=np.float32))
+        data = torch.from_numpy(np.array(train.data, dtype=np.float32))  # a writable in-memory copy
         data = to_stream(data, cfg.data.stream, skel, num_coords)
         n = data.shape[0]
         steps_per_epoch = n // oc.batch_size
