@@ -18,7 +18,7 @@ class AsmaGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (ValueError, FileNotFoundError) as e:
-            console.print(f"[bold red]error:[/] {e}")
+            console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
             sys.exit(2)
 
 
@@ -44,28 +44,52 @@ def results_table(rows, title: str) -> Table:
     return table
 
 
+def _train_options(f):
+    """The options shared by `asma train` and `asma pretrain`."""
+    for opt in reversed(_TRAIN_OPTIONS):
+        f = opt(f)
+    return f
+
+
+_TRAIN_OPTIONS = [
+    click.option("--dataset", default=None, help="'synthetic' (embedded, default) or a prepared dataset, e.g. ntu60-xsub."),
+    click.option("--data-dir", default=None, type=click.Path(), help="Folder with prepared datasets."),
+    click.option("--protocol", default=None, help="Split of the synthetic data: xsub or xview."),
+    click.option("--backbone", default=None, help="Registered backbone (see 'asma backbones')."),
+    click.option("--stream", default=None, type=click.Choice(["joint", "bone", "motion"])),
+    click.option("--preset", default="auto", show_default=True,
+              help="paper, quick or tiny; auto = quick for the synthetic data, paper otherwise."),
+    click.option("--epochs", default=None, type=int, help="Pretraining epochs."),
+    click.option("--batch-size", default=None, type=int, help="Pretraining batch size."),
+    click.option("--seed", default=None, type=int),
+    click.option("--seeds", default=None, help="Comma-separated seeds: repeat the run and report mean ± std, e.g. 0,1,2,3,4."),
+    click.option("--config", "config_files", multiple=True, type=click.Path(), help="YAML/JSON override file(s)."),
+    click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. --set probe.epochs=50."),
+    click.option("--run-dir", default=None, type=click.Path(), help="Run directory (default runs/<dataset>-<backbone>-<time>)."),
+    click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint."),
+    click.option("--plugin", "plugins", multiple=True, help="Module or .py file that registers extra backbones."),
+    click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice)."),
+    click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast for pretraining."),
+    click.option("--no-progress", is_flag=True, help="No progress bars.")]
+
+
 @main.command()
-@click.option("--dataset", default=None, help="'synthetic' (embedded, default) or a prepared dataset, e.g. ntu60-xsub.")
-@click.option("--data-dir", default=None, type=click.Path(), help="Folder with prepared datasets.")
-@click.option("--protocol", default=None, help="Split of the synthetic data: xsub or xview.")
-@click.option("--backbone", default=None, help="Registered backbone (see 'asma backbones').")
-@click.option("--stream", default=None, type=click.Choice(["joint", "bone", "motion"]))
-@click.option("--preset", default="auto", show_default=True,
-              help="paper, quick or tiny; auto = quick for the synthetic data, paper otherwise.")
-@click.option("--epochs", default=None, type=int, help="Pretraining epochs.")
-@click.option("--batch-size", default=None, type=int, help="Pretraining batch size.")
-@click.option("--seed", default=None, type=int)
-@click.option("--config", "config_files", multiple=True, type=click.Path(), help="YAML/JSON override file(s).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. --set probe.epochs=50.")
-@click.option("--run-dir", default=None, type=click.Path(), help="Run directory (default runs/<dataset>-<backbone>-<time>).")
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint.")
-@click.option("--plugin", "plugins", multiple=True, help="Module or .py file that registers extra backbones.")
-@click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice).")
-@click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast for pretraining.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-def train(dataset, data_dir, protocol, backbone, stream, preset, epochs, batch_size, seed, config_files,
-          sets, run_dir, resume, plugins, threads, bf16, no_progress) -> None:
+@_train_options
+def train(**options) -> None:
     """Pretrain ASMa (two encoders, asymmetric masking) and evaluate it with linear probes."""
+    _train(probe=True, **options)
+
+
+@main.command()
+@_train_options
+def pretrain(**options) -> None:
+    """Pretrain ASMa only: writes the run directory with its encoders (continue with
+    'asma linear', 'asma finetune' or 'asma distill' on it)."""
+    _train(probe=False, **options)
+
+
+def _train(probe, dataset, data_dir, protocol, backbone, stream, preset, epochs, batch_size, seed, seeds,
+           config_files, sets, run_dir, resume, plugins, threads, bf16, no_progress) -> None:
     from asma.io import read_json
     from asma.train import make_config, parse_set, run_train
     from asma.train.config import apply_overrides
@@ -94,10 +118,77 @@ def train(dataset, data_dir, protocol, backbone, stream, preset, epochs, batch_s
         cfg = make_config(preset, list(config_files), None)
         apply_overrides(cfg, overrides)
         apply_overrides(cfg, parse_set(list(sets)))
-    result = run_train(cfg, resume=resume, console=console, progress=not no_progress)
+    if seeds:
+        if resume:
+            raise ValueError("--seeds cannot be combined with --resume; resume each seed-<s> run directory")
+        from asma.train.run import run_seeds
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+        if not probe:
+            raise ValueError("--seeds repeats whole train runs; use 'asma train --seeds'")
+        _, summary = run_seeds(cfg, seed_list, console=console, progress=not no_progress)
+        table = Table(title=f"ASMa linear evaluation over seeds {seed_list}: mean ± std")
+        for col in ("model", "top-1 %", "top-5 %"):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for s in summary:
+            table.add_row(s.name, f"{s.top1_mean:.1f} ± {s.top1_std:.1f}", f"{s.top5_mean:.1f} ± {s.top5_std:.1f}")
+        console.print(table)
+        return
+    result = run_train(cfg, resume=resume, console=console, progress=not no_progress, probe=probe)
+    if not probe:
+        console.print(f"pretrained encoders in {result.run_dir / 'encoders'} ({result.seconds:.0f} s)")
+        return
     console.print(results_table(result.rows, f"ASMa linear evaluation: {cfg.data.dataset} "
                                 f"({cfg.data.protocol}, {cfg.model.backbone}, {cfg.data.stream})"))
     console.print(f"run directory: {result.run_dir}  ({result.seconds:.0f} s)")
+
+
+@main.command()
+@click.option("--run-dir", required=True, type=click.Path(exists=True), help="A pretraining run directory.")
+def linear(run_dir: str) -> None:
+    """Linear evaluation of a run's frozen encoders (per encoder, averaged, aligned)."""
+    from asma.train.stages import linear_run
+    console.print(results_table(linear_run(run_dir, console=console), f"linear evaluation: {run_dir}"))
+
+
+@main.command()
+@click.option("--run-dir", required=True, type=click.Path(exists=True), help="A pretraining run directory.")
+@click.option("--epochs", default=150, show_default=True, help="Fine-tuning epochs per encoder.")
+@click.option("--lr", default=5e-3, show_default=True)
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--align-epochs", default=50, show_default=True)
+@click.option("--align-lr", default=1e-4, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the last fine-tuning checkpoints.")
+@click.option("--no-progress", is_flag=True)
+def finetune(run_dir, epochs, lr, batch_size, align_epochs, align_lr, resume, no_progress) -> None:
+    """Fine-tune each encoder end to end, then the alignment module on top (paper §4)."""
+    from asma.train.finetune import FinetuneConfig
+    from asma.train.stages import finetune_run
+    ft = FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch_size, align_epochs=align_epochs, align_lr=align_lr)
+    rows = finetune_run(run_dir, ft, resume=resume, console=console, progress=not no_progress)
+    console.print(results_table(rows, f"fine-tuning: {run_dir}"))
+
+
+@main.command()
+@click.option("--run-dir", required=True, type=click.Path(exists=True), help="A pretraining run directory.")
+@click.option("--tau", default=8.0, show_default=True, help="Temperature of Eq. 13.")
+@click.option("--epochs", default=150, show_default=True)
+@click.option("--lr", default=None, type=float, help="Default 1e-2 (logits) or 1e-3 (features).")
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--layers", default=5, show_default=True, help="Student depth.")
+@click.option("--mode", type=click.Choice(["logits", "features"]), default="logits", show_default=True)
+@click.option("--resume", is_flag=True)
+@click.option("--no-progress", is_flag=True)
+def distill(run_dir, tau, epochs, lr, batch_size, layers, mode, resume, no_progress) -> None:
+    """Distil the run's linear-probed ASMa teacher into stgcn-student, without labels."""
+    from asma.train.distill import DistillConfig
+    from asma.train.stages import distill_run
+    dc = DistillConfig(tau=tau, epochs=epochs, lr=lr, batch_size=batch_size, mode=mode,
+                       student_cfg={"num_layers": layers})
+    rows = distill_run(run_dir, dc, resume=resume, console=console, progress=not no_progress)
+    console.print(results_table(rows, f"distillation: {run_dir}"))
 
 
 @main.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from rich.console import Console
@@ -57,7 +57,7 @@ def save_encoders(model, run_dir: Path, cfg: TrainConfig, train: SkeletonArrays)
 
 
 def run_train(cfg: TrainConfig, *, resume: bool = False, console: Optional[Console] = None,
-              progress: bool = True) -> RunResult:
+              progress: bool = True, probe: bool = True) -> RunResult:
     """Pretrain ASMa on ``cfg.data`` then run the linear evaluation; writes the run directory
     (``config.json``, ``metrics.jsonl``, ``pretrain/`` checkpoints, ``encoders/``, ``results.json``)."""
     t0 = time.perf_counter()
@@ -76,6 +76,8 @@ def run_train(cfg: TrainConfig, *, resume: bool = False, console: Optional[Conso
                         f"test {test.shape}, {train.num_classes} classes, layout {train.skeleton.name}")
         model = pretrain(cfg, train, run_dir, resume=resume, console=console, progress=progress)
         save_encoders(model, run_dir, cfg, train)
+        if not probe:
+            return RunResult(run_dir, [], getattr(model, "history", []), time.perf_counter() - t0)
         torch.manual_seed(cfg.seed + 1)
         random_enc = create_backbone(cfg.model.backbone, train.skeleton, train.shape[1], **cfg.model.backbone_cfg)
         rows = linear_evaluation(dict(model.encoders.items()), train, test, cfg.probe, cfg.data.stream,
@@ -87,3 +89,38 @@ def run_train(cfg: TrainConfig, *, resume: bool = False, console: Optional[Conso
         "params_per_encoder": count_parameters(next(iter(model.encoders.values()))),
         "seconds": round(result.seconds, 1), "linear": [r.as_dict() for r in rows]})
     return result
+
+
+@dataclass
+class SeedSummary:
+    name: str
+    top1_mean: float
+    top1_std: float
+    top5_mean: float
+    top5_std: float
+    n: int
+
+
+def run_seeds(cfg: TrainConfig, seeds: List[int], *, console: Optional[Console] = None,
+              progress: bool = True) -> Tuple[List[RunResult], List[SeedSummary]]:
+    """Repeat :func:`run_train` once per seed (run directories ``<run_dir>/seed-<s>``) and
+    summarise every result row as mean ± sample standard deviation (the paper's Table 12)."""
+    import copy
+    import statistics
+    if not seeds:
+        raise ValueError("--seeds needs at least one seed, e.g. --seeds 0,1,2,3,4")
+    base = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    results = []
+    for s in seeds:
+        c = copy.deepcopy(cfg)
+        c.seed = int(s)
+        c.run_dir = str(base / f"seed-{s}")
+        results.append(run_train(c, console=console, progress=progress))
+    summary = []
+    for row in results[0].rows:
+        t1 = [r.row(row.name).top1 for r in results]
+        t5 = [r.row(row.name).top5 for r in results]
+        sd = (lambda v: statistics.stdev(v) if len(v) > 1 else 0.0)
+        summary.append(SeedSummary(row.name, statistics.fmean(t1), sd(t1), statistics.fmean(t5), sd(t5), len(t1)))
+    atomic_write_json(base / "seeds.json", {"seeds": list(seeds), "summary": [asdict(s) for s in summary]})
+    return results, summary

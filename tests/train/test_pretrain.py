@@ -60,3 +60,20 @@ def test_mask_counts_checked_against_data(tmp_path):
 def test_layout_mismatch_in_arrays_is_clear():
     with pytest.raises(ValueError, match="V=17 joints but layout 'ntu25' has V=25"):
         SkeletonArrays(np.zeros((2, 3, 4, 17, 1), np.float32), np.zeros(2), layout="ntu25")
+
+
+def test_resume_from_config_json_like_the_cli(tmp_path):
+    # `asma train --resume` rebuilds the config from config.json: the encoder order (and so the
+    # optimizer's parameter order) must survive the JSON round trip.
+    from dataclasses import asdict
+
+    from asma.io import atomic_write_json, read_json
+    from asma.train.config import apply_overrides
+    cfg, data = _small()
+    full = pretrain(cfg, data, tmp_path / "a", progress=False)
+    pretrain(cfg, data, tmp_path / "b", progress=False, max_epochs=2)
+    atomic_write_json(tmp_path / "b" / "config.json", asdict(cfg))
+    reloaded = apply_overrides(make_config("paper"), read_json(tmp_path / "b" / "config.json"))
+    assert list(reloaded.model.encoders) == ["theta", "phi"]
+    resumed = pretrain(reloaded, data, tmp_path / "b", progress=False, resume=True)
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history][2:], rel=1e-5)

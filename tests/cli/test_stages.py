@@ -1,0 +1,47 @@
+"""`asma pretrain` then `asma linear`, `asma finetune` and `asma distill` on the same run directory."""
+import json
+
+from click.testing import CliRunner
+
+from asma.cli.main import main
+from asma.io import load_tensors
+
+FAST = ["--preset", "tiny", "--no-progress", "--set", "data.clips_per_class=10", "--set", "pretrain.epochs=1",
+        "--set", "probe.epochs=3", "--set", "data.num_classes=3", "--set", "pretrain.batch_size=8"]
+
+
+def test_stage_commands_continue_a_run(tmp_path):
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["pretrain", *FAST, "--run-dir", str(run)])
+    assert r.exit_code == 0, r.output
+    assert not (run / "results.json").exists()  # pretrain only
+    assert (run / "encoders" / "theta" / "model.safetensors").is_file()
+
+    r = CliRunner().invoke(main, ["linear", "--run-dir", str(run)])
+    assert r.exit_code == 0, r.output
+    lin = json.loads((run / "linear" / "results.json").read_text())["results"]
+    assert [x["name"] for x in lin] == ["theta probe", "phi probe", "theta+phi average", "theta+phi aligned"]
+
+    r = CliRunner().invoke(main, ["finetune", "--run-dir", str(run), "--epochs", "2", "--batch-size", "8",
+                                  "--align-epochs", "2", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    ft = json.loads((run / "finetune" / "results.json").read_text())
+    assert [x["name"] for x in ft["results"]] == ["theta fine-tuned", "phi fine-tuned",
+                                                 "theta+phi fine-tuned aligned"]
+    assert ft["config"]["epochs"] == 2
+
+    r = CliRunner().invoke(main, ["distill", "--run-dir", str(run), "--epochs", "2", "--batch-size", "8",
+                                  "--layers", "3", "--tau", "4", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    dist = json.loads((run / "distill" / "results.json").read_text())
+    assert dist["config"]["tau"] == 4.0 and dist["results"][1]["name"] == "student (stgcn-student, tau=4)"
+    # the linear-probed teacher reproduces the aligned row of `asma linear`
+    assert dist["results"][0]["top1"] == lin[3]["top1"]
+    student = json.loads((run / "distill" / "student.json").read_text())
+    assert student["backbone"]["name"] == "stgcn-student" and student["backbone"]["num_layers"] == 3
+    assert any(k.startswith("encoder.blocks.2.") for k in load_tensors(run / "distill" / "student.safetensors"))
+
+
+def test_stage_on_a_folder_that_is_not_a_run(tmp_path):
+    r = CliRunner().invoke(main, ["linear", "--run-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "is not a run directory" in r.output
