@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import click
@@ -189,6 +190,25 @@ def distill(run_dir, tau, epochs, lr, batch_size, layers, mode, resume, no_progr
                        student_cfg={"num_layers": layers})
     rows = distill_run(run_dir, dc, resume=resume, console=console, progress=not no_progress)
     console.print(results_table(rows, f"distillation: {run_dir}"))
+
+
+@main.command()
+@click.option("--run-dir", required=True, type=click.Path(exists=True), help="A run directory.")
+@click.option("--stage", type=click.Choice(["finetune", "distill"]), required=True,
+              help="Which saved classifier of the run to evaluate.")
+@click.option("--name", default=None, help="Encoder name for --stage finetune (default theta).")
+def evaluate(run_dir: str, stage: str, name: Optional[str]) -> None:
+    """Top-1/top-5, per-class accuracy and confusion matrix of a run's classifier on its test split."""
+    from asma.train.stages import evaluate_run
+    res = evaluate_run(run_dir, stage, name)
+    table = Table(title=f"evaluation: {res.name} ({run_dir})")
+    for col in ("class", "accuracy %"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for cname, acc in zip(res.class_names, res.per_class):
+        table.add_row(cname, "-" if acc is None else f"{acc:.1f}")
+    console.print(table)
+    console.print(f"top-1 {res.top1:.1f}%  top-5 {res.top5:.1f}%  (confusion matrix and logits in "
+                  f"{Path(run_dir) / stage})")
 
 
 @main.command()

@@ -105,3 +105,45 @@ def distill_run(run_dir, dc: DistillConfig, *, resume: bool = False, console: Op
     rows = [t_res, s_res]
     _write(Path(run_dir), "distill", rows, {"config": asdict(dc)})
     return rows
+
+
+def evaluate_run(run_dir, stage: str, name: Optional[str] = None):
+    """Evaluate a saved classifier of a run on its test split: ``stage="finetune"`` (encoder
+    ``name``, default ``theta``) or ``stage="distill"`` (the logit-distilled student). Writes
+    ``<run>/<stage>/eval_<name>.json``, ``..._confusion.csv`` and ``..._logits.safetensors``.
+
+    Returns:
+        :class:`~asma.train.evaluate.EvalResult` (top-1/top-5, per-class accuracy, confusion matrix).
+    """
+    from ..models.heads import LinearClassifier
+    from .evaluate import evaluate, write_eval
+    from .finetune import EncoderClassifier
+    cfg, encoders, train, test = load_run(run_dir)
+    run = Path(run_dir)
+    k = train.num_classes
+    if stage == "finetune":
+        name = name or next(iter(encoders))
+        if name not in encoders:
+            raise ValueError(f"no encoder {name!r} in {run}; encoders: {', '.join(encoders)}")
+        weights = run / "finetune" / name / "final.safetensors"
+        enc = encoders[name]
+        model = EncoderClassifier(enc, LinearClassifier(enc.out_dim, k))
+    elif stage == "distill":
+        name = name or "student"
+        weights = run / "distill" / "student.safetensors"
+        meta = read_json(run / "distill" / "student.json")
+        kwargs = {k2: v for k2, v in meta["backbone"].items() if k2 not in ("name", "in_channels")}
+        enc = create_backbone(meta["backbone"]["name"], skeleton_from_dict(meta["layout"]),
+                              meta["backbone"]["in_channels"], **kwargs)
+        model = EncoderClassifier(enc, LinearClassifier(enc.out_dim, k))
+    else:
+        raise ValueError(f"stage must be 'finetune' or 'distill', got {stage!r}")
+    if not weights.is_file():
+        raise ValueError(f"{weights} does not exist; run 'asma {stage} --run-dir {run}' first")
+    try:
+        model.load_state_dict(load_tensors(weights))
+    except RuntimeError as e:
+        raise ValueError(f"{weights} does not fit the {stage} model of {run}: {str(e).splitlines()[0]}") from None
+    result = evaluate(model, test, cfg.data.stream, name=f"{stage}/{name}")
+    write_eval(result, run / stage / f"eval_{name}.json")
+    return result

@@ -1,6 +1,8 @@
 """`asma pretrain` then `asma linear`, `asma finetune` and `asma distill` on the same run directory."""
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from asma.cli.main import main
@@ -41,7 +43,21 @@ def test_stage_commands_continue_a_run(tmp_path):
     assert student["backbone"]["name"] == "stgcn-student" and student["backbone"]["num_layers"] == 3
     assert any(k.startswith("encoder.blocks.2.") for k in load_tensors(run / "distill" / "student.safetensors"))
 
+    # evaluate the saved classifiers: the numbers equal what the stages reported
+    r = CliRunner().invoke(main, ["evaluate", "--run-dir", str(run), "--stage", "finetune", "--name", "phi"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads((run / "finetune" / "eval_phi.json").read_text())
+    assert ev["top1"] == pytest.approx(ft["results"][1]["top1"], abs=0.01)
+    confusion = (run / "finetune" / "eval_phi_confusion.csv").read_text().splitlines()
+    assert len(confusion) == 1 + 3
+    r = CliRunner().invoke(main, ["evaluate", "--run-dir", str(run), "--stage", "distill"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads((run / "distill" / "eval_student.json").read_text())
+    assert ev["top1"] == pytest.approx(dist["results"][1]["top1"], abs=0.01)
+
 
 def test_stage_on_a_folder_that_is_not_a_run(tmp_path):
     r = CliRunner().invoke(main, ["linear", "--run-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "is not a run directory" in r.output
+    r = CliRunner().invoke(main, ["evaluate", "--run-dir", str(tmp_path), "--stage", "distill"])
     assert r.exit_code == 2 and "is not a run directory" in r.output
