@@ -138,6 +138,9 @@ def _train(probe, dataset, data_dir, protocol, backbone, stream, preset, epochs,
         console.print(table)
         return
     result = run_train(cfg, resume=resume, console=console, progress=not no_progress, probe=probe)
+    from asma.train.engine import is_main_process
+    if not is_main_process():
+        return
     if not probe:
         console.print(f"pretrained encoders in {result.run_dir / 'encoders'} ({result.seconds:.0f} s)")
         return

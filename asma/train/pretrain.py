@@ -16,6 +16,7 @@ from ..data.transforms import Augment
 from ..io import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..models.asma import ASMa
 from .config import TrainConfig
+from .distributed import init_distributed, shard_indices, unwrap, wrap_ddp
 from .engine import (MetricsLog, epoch_generator, make_progress, set_lr, torch_threads, warmup_cosine)
 
 
@@ -57,12 +58,23 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
     epoch and appends per-epoch records to ``run_dir/metrics.jsonl``. With ``resume=True`` it
     continues from the latest checkpoint and produces the same losses as an uninterrupted run.
     ``max_epochs`` stops early (for tests of resumption) without changing the schedule.
+
+    Under ``torchrun --nproc_per_node W`` (gloo on CPU, nccl on GPU) every process takes its
+    slice of each global batch of ``pretrain.batch_size`` clips (which must divide by ``W``), the
+    Barlow Twins correlation is computed over the global batch (all-gather with gradients) and
+    DDP averages the gradients; only rank 0 writes checkpoints and metrics. Augmentations are
+    drawn for the global batch and sliced, so every rank sees exactly the views of a single
+    process; masks are drawn per rank (BatchNorm statistics are per rank on CPU).
     """
     check_pretrain_inputs(cfg, train)
     skel = train.skeleton
     num_coords = train.num_coords
     in_channels = train.shape[1]
     oc = cfg.pretrain
+    dinfo = init_distributed()
+    if oc.batch_size % dinfo.world_size:
+        raise ValueError(f"pretrain.batch_size={oc.batch_size} must be a multiple of the number of "
+                         f"processes ({dinfo.world_size})")
     with torch_threads(cfg.threads):
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, skel, in_channels, num_coords)
@@ -86,6 +98,8 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
         end_epoch = oc.epochs if max_epochs is None else min(oc.epochs, max_epochs)
         history: List[Dict[str, Any]] = []
         model.train()
+        ddp_model = wrap_ddp(model) if dinfo.world_size > 1 else model
+        is_main = dinfo.rank == 0
         with make_progress(console, progress) as bar:
             task = bar.add_task("pretrain", total=(end_epoch - start_epoch) * steps_per_epoch,
                                 loss="-", rate="-")
@@ -99,8 +113,11 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
                     set_lr(opt, warmup_cosine(step, total, warm, oc.lr))
                     x = data[order[s * oc.batch_size:(s + 1) * oc.batch_size]]
                     anchor, xj, xm = batch_views(x, augment, g)
+                    if dinfo.world_size > 1:
+                        mine = shard_indices(torch.arange(x.shape[0]), dinfo.rank, dinfo.world_size)
+                        anchor, xj, xm = anchor[mine], xj[mine], xm[mine]
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                        loss, parts = model(anchor, xj, xm, generator=g)
+                        loss, parts = ddp_model(anchor, xj, xm, generator=g)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"pretraining loss became {loss.item()} at epoch {epoch}, "
                                                  f"step {s}; lower pretrain.lr")
@@ -118,7 +135,7 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
                           **{k: v / steps_per_epoch for k, v in sums.items()}}
                 history.append(record)
                 log.write(record)
-                if ckpt_dir is not None:
-                    save_checkpoint(ckpt_dir, f"epoch-{epoch:04d}", model, asdict(cfg), record, opt)
+                if ckpt_dir is not None and is_main:
+                    save_checkpoint(ckpt_dir, f"epoch-{epoch:04d}", unwrap(model), asdict(cfg), record, opt)
     model.history = history
     return model
