@@ -14,7 +14,7 @@ from ..data.catalog import load_dataset
 from ..io import atomic_write_json, save_tensors
 from ..models.registry import count_parameters, create_backbone
 from .config import TrainConfig
-from .engine import MetricsLog, seed_everything, torch_threads
+from .engine import MetricsLog, is_main_process, seed_everything, torch_threads
 from .pretrain import pretrain
 from .probe import ProbeResult, linear_evaluation
 
@@ -71,12 +71,10 @@ def run_train(cfg: TrainConfig, *, resume: bool = False, console: Optional[Conso
     with torch_threads(cfg.threads):
         train, test = load_dataset(cfg.data)
         check_compatible(cfg, train)
-        from .engine import is_main_process
         if console and is_main_process():
             console.log(f"data: {cfg.data.dataset} ({cfg.data.protocol}), train {train.shape}, "
                         f"test {test.shape}, {train.num_classes} classes, layout {train.skeleton.name}")
         model = pretrain(cfg, train, run_dir, resume=resume, console=console, progress=progress)
-        from .engine import is_main_process
         if not is_main_process():  # under torchrun only rank 0 saves and evaluates
             return RunResult(run_dir, [], getattr(model, "history", []), time.perf_counter() - t0)
         save_encoders(model, run_dir, cfg, train)
