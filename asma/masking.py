@@ -1,7 +1,9 @@
 r"""Asymmetric spatio-temporal masking (paper §3.2): degree-guided joint masks (HDSM / LDSM),
 motion-guided frame masks (HMTM / LMTM) and random baselines, per sample and vectorised.
 
-All samplers take an explicit :class:`torch.Generator` so runs are reproducible.
+All samplers take an explicit :class:`torch.Generator` so runs are reproducible. The uniform
+draws are made on the generator's device and moved to the data's, so a CPU generator (the
+trainer's per-epoch one) also masks CUDA batches, with the same masks as on the CPU.
 """
 from __future__ import annotations
 
@@ -13,6 +15,12 @@ from torch import Tensor
 
 SpatialStrategy = Literal["high", "low", "random", "none"]
 TemporalStrategy = Literal["high", "low", "random", "none"]
+
+
+def _uniform(shape: Tuple[int, ...], generator: Optional[torch.Generator], device: torch.device) -> Tensor:
+    # torch.rand refuses a generator of another device; draw where the generator lives, then move
+    where = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=where).to(device, non_blocking=True)
 
 
 def joint_mask_probs(degree: Tensor, strategy: SpatialStrategy) -> Tensor:
@@ -58,7 +66,7 @@ def sample_joint_mask(batch_size: int, probs: Tensor, n: int,
     mask = torch.zeros(batch_size, V, dtype=torch.bool, device=probs.device)
     if n == 0:
         return mask
-    u = torch.rand(batch_size, V, generator=generator, device=probs.device).clamp_(1e-12, 1 - 1e-7)
+    u = _uniform((batch_size, V), generator, probs.device).clamp_(1e-12, 1 - 1e-7)
     gumbel = -torch.log(-torch.log(u))
     logp = torch.where(probs > 0, probs.clamp(min=1e-30).log(), torch.full_like(probs, -1e4))
     idx = (logp.unsqueeze(0) + gumbel).topk(n, dim=1).indices
@@ -98,7 +106,7 @@ def sample_frame_mask(scores: Tensor, k: int, strategy: TemporalStrategy,
     if k == 0:
         return mask
     # A random permutation before topk makes tie-breaking uniform instead of index-ordered.
-    perm = torch.rand(B, T, generator=generator, device=scores.device).argsort(dim=1)
+    perm = _uniform((B, T), generator, scores.device).argsort(dim=1)
     if strategy == "high":
         key = scores.gather(1, perm)
     elif strategy == "low":

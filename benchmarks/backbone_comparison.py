@@ -32,6 +32,7 @@ def main() -> None:
         cfg = make_config(args.preset)
         cfg.model.backbone = name
         cfg.seed = args.seed
+        cfg.stages = ["pretrain", "linear"]  # the comparison is of linear probes
         if args.epochs:
             cfg.pretrain.epochs = args.epochs
         with tempfile.TemporaryDirectory() as tmp:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import click
 from rich.console import Console
@@ -58,8 +58,18 @@ _TRAIN_OPTIONS = [
     click.option("--protocol", default=None, help="Split of the synthetic data: xsub or xview."),
     click.option("--backbone", default=None, help="Registered backbone (see 'asma backbones')."),
     click.option("--stream", default=None, type=click.Choice(["joint", "bone", "motion"])),
+    click.option("--streams", default=None, metavar="S1,S2,..",
+                 help="Several streams, e.g. joint,bone,motion: one run each, then their logits fused (3s-ASMa)."),
+    click.option("--fusion-weights", default=None, metavar="S=W,..",
+                 help="Ensemble weight per stream (default joint=0.6,bone=0.6,motion=0.4)."),
+    click.option("--stages", default=None, metavar="S1,S2,..",
+                 help="Stages to run, from pretrain,linear,finetune,distill (default: the preset's)."),
+    click.option("--teacher", default=None, type=click.Choice(["linear", "finetune"]),
+                 help="Distillation teacher: the linear-probed or the fine-tuned ASMa classifier."),
+    click.option("--transfer-to", default=None, metavar="DATASET",
+                 help="Labelled stages on another dataset (transfer learning, Table 6), e.g. pku2-xsub."),
     click.option("--preset", default="auto", show_default=True,
-              help="paper, quick or tiny; auto = quick for the synthetic data, paper otherwise."),
+                 help="paper, quick or tiny; auto = quick for the synthetic data, paper otherwise."),
     click.option("--epochs", default=None, type=int, help="Pretraining epochs."),
     click.option("--batch-size", default=None, type=int, help="Pretraining batch size."),
     click.option("--seed", default=None, type=int),
@@ -67,7 +77,9 @@ _TRAIN_OPTIONS = [
     click.option("--config", "config_files", multiple=True, type=click.Path(), help="YAML/JSON override file(s)."),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. --set probe.epochs=50."),
     click.option("--run-dir", default=None, type=click.Path(), help="Run directory (default runs/<dataset>-<backbone>-<time>)."),
-    click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint."),
+    click.option("--resume", is_flag=True, help="Continue the run in --run-dir: finished stages are kept, "
+                 "an interrupted one continues from its last checkpoint."),
+    click.option("--device", default=None, help="cpu (default), cuda, cuda:<i> or auto."),
     click.option("--plugin", "plugins", multiple=True, help="Module or .py file that registers extra backbones."),
     click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice)."),
     click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast for pretraining."),
@@ -77,7 +89,8 @@ _TRAIN_OPTIONS = [
 @main.command()
 @_train_options
 def train(**options) -> None:
-    """Pretrain ASMa (two encoders, asymmetric masking) and evaluate it with linear probes."""
+    """Run ASMa end to end: pretrain the two encoders (asymmetric masking), linear evaluation,
+    fine-tuning and distillation into the student (the preset's stages, or --stages)."""
     _train(probe=True, **options)
 
 
@@ -89,48 +102,23 @@ def pretrain(**options) -> None:
     _train(probe=False, **options)
 
 
-def _train(probe, dataset, data_dir, protocol, backbone, stream, preset, epochs, batch_size, seed, seeds,
-           config_files, sets, run_dir, resume, plugins, threads, bf16, no_progress) -> None:
-    from asma.io import read_json
-    from asma.train import make_config, parse_set, run_train
-    from asma.train.config import apply_overrides
+def _train(probe, plugins, seeds, resume, no_progress, **options) -> None:
+    from asma.train.config import config_from_options
+    from asma.train.engine import is_main_process
+    from asma.train.run import run_seeds, run_train
     _load_plugins(plugins)
-    overrides = {}
-    flat = {"data.dataset": dataset, "data.data_dir": data_dir, "data.protocol": protocol,
-            "data.stream": stream, "model.backbone": backbone, "pretrain.epochs": epochs,
-            "pretrain.batch_size": batch_size, "seed": seed, "run_dir": run_dir, "threads": threads,
-            "bf16": bf16}
-    for key, value in flat.items():
-        if value is not None:
-            node = overrides
-            *head, last = key.split(".")
-            for h in head:
-                node = node.setdefault(h, {})
-            node[last] = value
-    if resume:
-        if not run_dir:
-            raise ValueError("--resume needs --run-dir (the run to continue)")
-        from pathlib import Path
-        cfg = make_config("paper")
-        apply_overrides(cfg, read_json(Path(run_dir) / "config.json"))
-    else:
-        if preset == "auto":
-            preset = "quick" if (dataset or "synthetic") == "synthetic" else "paper"
-        cfg = make_config(preset, list(config_files), None)
-        apply_overrides(cfg, overrides)
-        apply_overrides(cfg, parse_set(list(sets)))
+    cfg = config_from_options(resume=resume, **options)
     if seeds:
         if resume:
             raise ValueError("--seeds cannot be combined with --resume; resume each seed-<s> run directory")
-        from asma.train.run import run_seeds
+        if not probe:
+            raise ValueError("--seeds repeats whole train runs; use 'asma train --seeds'")
         try:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
             raise ValueError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
-        if not probe:
-            raise ValueError("--seeds repeats whole train runs; use 'asma train --seeds'")
         _, summary = run_seeds(cfg, seed_list, console=console, progress=not no_progress)
-        table = Table(title=f"ASMa linear evaluation over seeds {seed_list}: mean ± std")
+        table = Table(title=f"ASMa over seeds {seed_list}: mean ± std")
         for col in ("model", "top-1 %", "top-5 %"):
             table.add_column(col, justify="left" if col == "model" else "right")
         for s in summary:
@@ -138,72 +126,98 @@ def _train(probe, dataset, data_dir, protocol, backbone, stream, preset, epochs,
         console.print(table)
         return
     result = run_train(cfg, resume=resume, console=console, progress=not no_progress, probe=probe)
-    from asma.train.engine import is_main_process
     if not is_main_process():
         return
     if not probe:
         console.print(f"pretrained encoders in {result.run_dir / 'encoders'} ({result.seconds:.0f} s)")
         return
-    console.print(results_table(result.rows, f"ASMa linear evaluation: {cfg.data.dataset} "
-                                f"({cfg.data.protocol}, {cfg.model.backbone}, {cfg.data.stream})"))
+    what = "+".join(cfg.streams) if cfg.streams else cfg.data.stream
+    console.print(results_table(result.rows, f"ASMa: {cfg.data.dataset} ({cfg.data.protocol}, {cfg.model.backbone}, "
+                                f"{what})"))
     console.print(f"run directory: {result.run_dir}  ({result.seconds:.0f} s)")
 
 
+def _print_rows(rows, title: str) -> None:
+    from asma.train.engine import is_main_process
+    if is_main_process():  # under torchrun every rank computes, rank 0 reports
+        console.print(results_table(rows, title))
+
+
+def _stage_config(run_dir: str, section: str, options: dict):
+    """The run's ``finetune``/``distill`` config with the given command-line options applied."""
+    import dataclasses
+
+    from asma.train.pipeline import read_config
+    base = getattr(read_config(run_dir), section)
+    return dataclasses.replace(base, **{k: v for k, v in options.items() if v is not None})
+
+
+_RUN_DIR = click.option("--run-dir", required=True, type=click.Path(exists=True), help="A pretraining run directory.")
+_DEVICE = click.option("--device", default=None, help="cpu, cuda, cuda:<i> or auto [the run's device].")
+
+
 @main.command()
-@click.option("--run-dir", required=True, type=click.Path(exists=True), help="A pretraining run directory.")
-def linear(run_dir: str) -> None:
+@_RUN_DIR
+@_DEVICE
+def linear(run_dir: str, device: Optional[str]) -> None:
     """Linear evaluation of a run's frozen encoders (per encoder, averaged, aligned)."""
     from asma.train.stages import linear_run
-    console.print(results_table(linear_run(run_dir, console=console), f"linear evaluation: {run_dir}"))
+    _print_rows(linear_run(run_dir, console=console, device=device), f"linear evaluation: {run_dir}")
 
 
 @main.command()
-@click.option("--run-dir", required=True, type=click.Path(exists=True), help="A pretraining run directory.")
-@click.option("--epochs", default=150, show_default=True, help="Fine-tuning epochs per encoder.")
-@click.option("--lr", default=5e-3, show_default=True)
-@click.option("--batch-size", default=128, show_default=True)
-@click.option("--align-epochs", default=50, show_default=True)
-@click.option("--align-lr", default=1e-4, show_default=True)
+@_RUN_DIR
+@click.option("--epochs", default=None, type=int, help="Fine-tuning epochs per encoder [run config; paper 150].")
+@click.option("--lr", default=None, type=float, help="[run config; paper 5e-3]")
+@click.option("--batch-size", default=None, type=int, help="[run config; paper 128]")
+@click.option("--align-epochs", default=None, type=int, help="[run config; paper 50]")
+@click.option("--align-lr", default=None, type=float, help="[run config; paper 1e-4]")
 @click.option("--resume", is_flag=True, help="Continue from the last fine-tuning checkpoints.")
 @click.option("--no-progress", is_flag=True)
-def finetune(run_dir, epochs, lr, batch_size, align_epochs, align_lr, resume, no_progress) -> None:
-    """Fine-tune each encoder end to end, then the alignment module on top (paper §4)."""
-    from asma.train.finetune import FinetuneConfig
+@_DEVICE
+def finetune(run_dir, resume, no_progress, device, **options) -> None:
+    """Fine-tune each encoder end to end, then the alignment module on top (paper §4). Unset
+    options take the run's ``finetune`` config."""
     from asma.train.stages import finetune_run
-    ft = FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch_size, align_epochs=align_epochs, align_lr=align_lr)
-    rows = finetune_run(run_dir, ft, resume=resume, console=console, progress=not no_progress)
-    console.print(results_table(rows, f"fine-tuning: {run_dir}"))
+    ft = _stage_config(run_dir, "finetune", options)
+    rows = finetune_run(run_dir, ft, resume=resume, console=console, progress=not no_progress, device=device)
+    _print_rows(rows, f"fine-tuning: {run_dir}")
 
 
 @main.command()
-@click.option("--run-dir", required=True, type=click.Path(exists=True), help="A pretraining run directory.")
-@click.option("--tau", default=8.0, show_default=True, help="Temperature of Eq. 13.")
-@click.option("--epochs", default=150, show_default=True)
+@_RUN_DIR
+@click.option("--teacher", default=None, type=click.Choice(["linear", "finetune"]),
+              help="The linear-probed or the fine-tuned ASMa classifier [run config; default linear].")
+@click.option("--tau", default=None, type=float, help="Temperature of Eq. 13 [run config; default 8].")
+@click.option("--epochs", default=None, type=int, help="[run config; paper 150]")
 @click.option("--lr", default=None, type=float, help="Default 1e-2 (logits) or 1e-3 (features).")
-@click.option("--batch-size", default=128, show_default=True)
-@click.option("--layers", default=5, show_default=True, help="Student depth.")
-@click.option("--mode", type=click.Choice(["logits", "features"]), default="logits", show_default=True)
+@click.option("--batch-size", default=None, type=int, help="[run config; paper 128]")
+@click.option("--layers", default=None, type=int, help="Student depth [default 5].")
+@click.option("--mode", type=click.Choice(["logits", "features"]), default=None, help="[default logits]")
 @click.option("--resume", is_flag=True)
 @click.option("--no-progress", is_flag=True)
-def distill(run_dir, tau, epochs, lr, batch_size, layers, mode, resume, no_progress) -> None:
-    """Distil the run's linear-probed ASMa teacher into stgcn-student, without labels."""
-    from asma.train.distill import DistillConfig
+@_DEVICE
+def distill(run_dir, layers, resume, no_progress, device, **options) -> None:
+    """Distil the run's ASMa teacher into stgcn-student, without labels. Unset options take the
+    run's ``distill`` config."""
     from asma.train.stages import distill_run
-    dc = DistillConfig(tau=tau, epochs=epochs, lr=lr, batch_size=batch_size, mode=mode,
-                       student_cfg={"num_layers": layers})
-    rows = distill_run(run_dir, dc, resume=resume, console=console, progress=not no_progress)
-    console.print(results_table(rows, f"distillation: {run_dir}"))
+    dc = _stage_config(run_dir, "distill", options)
+    if layers is not None:
+        dc.student_cfg = {**dc.student_cfg, "num_layers": layers}
+    rows = distill_run(run_dir, dc, resume=resume, console=console, progress=not no_progress, device=device)
+    _print_rows(rows, f"distillation: {run_dir}")
 
 
 @main.command()
-@click.option("--run-dir", required=True, type=click.Path(exists=True), help="A run directory.")
-@click.option("--stage", type=click.Choice(["finetune", "distill"]), required=True,
+@_RUN_DIR
+@click.option("--stage", type=click.Choice(["finetune", "distill", "distill-ft"]), required=True,
               help="Which saved classifier of the run to evaluate.")
-@click.option("--name", default=None, help="Encoder name for --stage finetune (default theta).")
-def evaluate(run_dir: str, stage: str, name: Optional[str]) -> None:
+@click.option("--name", default=None, help="For --stage finetune: an encoder name (default theta) or 'aligned'.")
+@_DEVICE
+def evaluate(run_dir: str, stage: str, name: Optional[str], device: Optional[str]) -> None:
     """Top-1/top-5, per-class accuracy and confusion matrix of a run's classifier on its test split."""
     from asma.train.stages import evaluate_run
-    res = evaluate_run(run_dir, stage, name)
+    res = evaluate_run(run_dir, stage, name, device)
     table = Table(title=f"evaluation: {res.name} ({run_dir})")
     for col in ("class", "accuracy %"):
         table.add_column(col, justify="left" if col == "class" else "right")

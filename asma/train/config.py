@@ -6,7 +6,7 @@ import json
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..data.transforms import AugmentConfig
 
@@ -65,14 +65,100 @@ class ProbeConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Fine-tuning schedule (paper §4): Adam + per-step cosine decay to 0.
+
+    Attributes:
+        epochs, batch_size, lr, weight_decay: end-to-end stage (paper: 150 epochs, lr 5e-3, batch
+            128; weight decay 1e-5 as in the paper's implementation details).
+        warmup_epochs: linear warm-up epochs before the cosine (paper: none for fine-tuning).
+        align_epochs, align_lr: the alignment module on the frozen fine-tuned encoders (paper: 50
+            epochs, lr 1e-4); same batch size and weight decay.
+        heads: attention heads of the alignment module (paper: 4).
+        augment: apply the pretraining augmentations (:class:`~asma.data.transforms.AugmentConfig`
+            defaults) to fine-tuning batches. The paper does not say; off by default (the
+            AimCLR/PSTL fine-tuning configs feed un-augmented clips).
+    """
+
+    epochs: int = 150
+    batch_size: int = 128
+    lr: float = 5e-3
+    weight_decay: float = 1e-5
+    warmup_epochs: int = 0
+    align_epochs: int = 50
+    align_lr: float = 1e-4
+    heads: int = 4
+    augment: bool = False
+
+
+@dataclass
+class DistillConfig:
+    """Distillation settings.
+
+    Attributes:
+        tau: softmax temperature :math:`\\tau` of Eq. 13. The paper's best values are 8-9 on NTU60
+            and 6 on NTU120 (§5.3, Table 11); default 8.
+        epochs, batch_size, weight_decay: Adam + per-step cosine decay to 0 (paper: 150 epochs,
+            batch 128, weight decay 1e-5).
+        lr: learning rate; ``None`` = the paper's value for the mode (1e-2 for logits, §4; 1e-3
+            for features, Appendix C).
+        mode: ``"logits"`` (KL, Eqs. 13-14, the paper's method) or ``"features"`` (cosine
+            feature distillation, Appendix C).
+        student_cfg: options of ``create_backbone("stgcn-student", ...)`` (e.g. ``num_layers``,
+            ``width``, ``dropout``).
+        augment: augment training clips (the teacher then sees the same augmented clip and its
+            outputs are computed per batch). Off by default: teacher outputs are computed once.
+        teacher: which ASMa classifier of a run teaches in the pipeline (Table 5): ``"linear"``
+            (frozen encoders + alignment trained by linear evaluation) or ``"finetune"`` (the
+            fine-tuned encoders + their alignment module; needs the ``finetune`` stage).
+    """
+
+    tau: float = 8.0
+    epochs: int = 150
+    batch_size: int = 128
+    lr: Optional[float] = None
+    weight_decay: float = 1e-5
+    mode: str = "logits"
+    student_cfg: Dict[str, Any] = field(default_factory=dict)
+    augment: bool = False
+    teacher: str = "linear"
+
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return 1e-2 if self.mode == "logits" else 1e-3
+
+
+@dataclass
 class TrainConfig:
-    """Everything a run needs; written resolved to ``<run_dir>/config.json``."""
+    """Everything a run needs; written resolved to ``<run_dir>/config.json``.
+
+    Attributes:
+        stages: what ``asma train`` runs, in order, from :data:`STAGES` (``pretrain``, ``linear``,
+            ``finetune``, ``distill``); every stage resumes from its own checkpoints.
+        downstream: overrides of :attr:`data` for the labelled stages (linear, finetune,
+            distill): transfer learning, e.g. ``{"dataset": "pku2-xsub"}`` pretrains on
+            ``data`` and evaluates on PKU-MMD II (Table 6). Empty = the pretraining data.
+        streams: several input streams (e.g. ``["joint", "bone", "motion"]``): one complete run
+            per stream in ``<run_dir>/<stream>/``, then their class scores fused with
+            :attr:`fusion_weights` (3s-ASMa). Empty = the single stream ``data.stream``.
+        fusion_weights: stream -> weight of its logits in the ensemble (AimCLR's 0.6/0.6/0.4).
+        device: ``cpu``, ``cuda``, ``cuda:<i>`` or ``auto`` (CUDA when available). Under
+            ``torchrun`` with CUDA each process uses ``cuda:<LOCAL_RANK>``.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     pretrain: OptimConfig = field(default_factory=OptimConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    stages: List[str] = field(default_factory=lambda: ["pretrain", "linear"])
+    downstream: Dict[str, Any] = field(default_factory=dict)
+    streams: List[str] = field(default_factory=list)
+    fusion_weights: Dict[str, float] = field(default_factory=lambda: {"joint": 0.6, "bone": 0.6, "motion": 0.4})
+    device: str = "cpu"
     seed: int = 0
     threads: int = 0  # 0 = leave torch's default
     bf16: bool = False
@@ -91,6 +177,9 @@ def _quick() -> Dict[str, Any]:
                   "n_joints": 9, "n_frames": 6},
         "pretrain": {"epochs": 12, "batch_size": 64, "lr": 5e-3, "warmup_epochs": 1},
         "probe": {"epochs": 60, "batch_size": 64, "lr": 3e-3},
+        "finetune": {"epochs": 10, "batch_size": 64, "lr": 5e-3, "align_epochs": 10, "align_lr": 1e-3},
+        "distill": {"epochs": 15, "batch_size": 64, "tau": 8.0},
+        "stages": list(STAGES),
     }
 
 
@@ -102,10 +191,20 @@ def _tiny() -> Dict[str, Any]:
                   "projector": [128, 128], "n_joints": 5, "n_frames": 4},
         "pretrain": {"epochs": 6, "batch_size": 32, "lr": 5e-3, "warmup_epochs": 1},
         "probe": {"epochs": 100, "batch_size": 32, "lr": 1e-2},
+        "finetune": {"epochs": 3, "batch_size": 32, "lr": 1e-2, "align_epochs": 3, "align_lr": 1e-2, "heads": 2},
+        "distill": {"epochs": 3, "batch_size": 32, "tau": 4.0, "student_cfg": {"width": 8}},
     }
 
 
-PRESETS = {"paper": dict, "quick": _quick, "tiny": _tiny}
+#: The stages of ``asma train``, in the order they run.
+STAGES = ("pretrain", "linear", "finetune", "distill")
+
+
+def _paper() -> Dict[str, Any]:
+    return {"stages": list(STAGES)}
+
+
+PRESETS = {"paper": _paper, "quick": _quick, "tiny": _tiny}
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -217,6 +316,94 @@ def config_from_dict(d: Mapping[str, Any]) -> TrainConfig:
     return apply_overrides(cfg, {k: v for k, v in d.items()})
 
 
-__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "ProbeConfig", "TrainConfig", "AugmentConfig",
-           "PRESETS", "make_config", "apply_overrides", "parse_set", "load_config_file", "config_from_dict"]
+def _csv(value: str, what: str) -> List[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise ValueError(f"{what} expects a comma-separated list, got {value!r}")
+    return items
+
+
+def _weights(value: str) -> Dict[str, float]:
+    out = {}
+    for item in _csv(value, "--fusion-weights"):
+        name, sep, w = item.partition("=")
+        try:
+            out[name.strip()] = float(w)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"--fusion-weights expects STREAM=WEIGHT pairs, e.g. joint=0.6,bone=0.6,motion=0.4; "
+                             f"got {item!r}")
+    return out
+
+
+#: Options that may change when a run is resumed (they do not change what is computed).
+RESUMABLE_OPTIONS = ("stages", "device", "threads", "teacher")
+
+
+def config_from_options(*, preset: str = "auto", config_files: Sequence[str] = (), sets: Sequence[str] = (),
+                        resume: bool = False, dataset: Optional[str] = None, data_dir: Optional[str] = None,
+                        protocol: Optional[str] = None, backbone: Optional[str] = None,
+                        stream: Optional[str] = None, streams: Optional[str] = None,
+                        fusion_weights: Optional[str] = None, stages: Optional[str] = None,
+                        teacher: Optional[str] = None, transfer_to: Optional[str] = None,
+                        epochs: Optional[int] = None, batch_size: Optional[int] = None,
+                        seed: Optional[int] = None, run_dir: Optional[str] = None,
+                        device: Optional[str] = None, threads: Optional[int] = None,
+                        bf16: Optional[bool] = None) -> TrainConfig:
+    """The :class:`TrainConfig` of ``asma train`` / ``asma pretrain`` options: the preset
+    (``auto`` = quick for the synthetic data, paper otherwise), then ``config_files``, then the
+    named options, then ``sets`` (``KEY=VALUE``). With ``resume`` the run's saved
+    ``config.json`` is used and only :data:`RESUMABLE_OPTIONS` may be given.
+
+    Raises:
+        ValueError: for malformed values or options that cannot be combined (names them).
+    """
+    flat: Dict[str, Any] = {
+        "data.dataset": dataset, "data.data_dir": data_dir, "data.protocol": protocol, "data.stream": stream,
+        "model.backbone": backbone, "pretrain.epochs": epochs, "pretrain.batch_size": batch_size, "seed": seed,
+        "run_dir": run_dir, "threads": threads, "bf16": bf16, "device": device, "distill.teacher": teacher,
+        "streams": _csv(streams, "--streams") if streams else None,
+        "fusion_weights": _weights(fusion_weights) if fusion_weights else None,
+        "stages": (list(STAGES) if stages == "all" else _csv(stages, "--stages")) if stages else None,
+        "downstream.dataset": transfer_to}
+    overrides: Dict[str, Any] = {}
+    for key, value in flat.items():
+        if value is None:
+            continue
+        if key.startswith("downstream."):  # a free-form section: overrides of DataConfig
+            overrides.setdefault("downstream", {})[key.split(".", 1)[1]] = value
+            if data_dir:
+                overrides["downstream"].setdefault("data_dir", data_dir)
+            continue
+        node = overrides
+        *head, last = key.split(".")
+        for h in head:
+            node = node.setdefault(h, {})
+        node[last] = value
+    if resume:
+        if not run_dir:
+            raise ValueError("--resume needs --run-dir (the run to continue)")
+        given = [k for k, v in flat.items() if v is not None and k != "run_dir"
+                 and k.split(".")[-1] not in RESUMABLE_OPTIONS]
+        if given or list(config_files) or list(sets):
+            names = [f"--{k.split('.')[-1].replace('_', '-')}" for k in given] + \
+                    (["--config"] if config_files else []) + (["--set"] if sets else [])
+            raise ValueError(f"--resume continues {run_dir} with its saved config.json; {', '.join(names)} "
+                             f"cannot change it (only --{', --'.join(RESUMABLE_OPTIONS)} may)")
+        p = Path(run_dir) / "config.json"
+        if not p.is_file():
+            raise ValueError(f"--resume: {run_dir} has no config.json; pass the run directory of a started run")
+        cfg = apply_overrides(make_config("paper"), json.loads(p.read_text()))
+        return apply_overrides(cfg, overrides)
+    if preset == "auto":
+        preset = "quick" if (dataset or "synthetic") == "synthetic" else "paper"
+    cfg = make_config(preset, list(config_files), None)
+    apply_overrides(cfg, overrides)
+    return apply_overrides(cfg, parse_set(list(sets)))
+
+
+__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "ProbeConfig", "FinetuneConfig", "DistillConfig",
+           "TrainConfig", "STAGES", "AugmentConfig",
+           "PRESETS", "make_config", "config_from_options", "RESUMABLE_OPTIONS", "apply_overrides", "parse_set", "load_config_file", "config_from_dict"]
 

@@ -4,7 +4,7 @@ Appendix C alternative, from the teacher's features with a cosine loss."""
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -17,8 +17,10 @@ from ..data.transforms import Augment, AugmentConfig
 from ..losses import CosineFeatureLoss, DistillationKL
 from ..models.heads import LinearClassifier
 from ..models.registry import count_parameters, create_backbone
+from .config import DistillConfig
+from .engine import Device, device_for
 from .evaluate import evaluate
-from .finetune import EncoderClassifier, _metrics_log, fit_epochs, stream_tensor
+from .finetune import BatchIndex, EncoderClassifier, _metrics_log, batch_clips, fit_epochs, stream_tensor
 from .probe import ProbeResult
 
 PathLike = Union[str, Path]
@@ -27,40 +29,6 @@ PathLike = Union[str, Path]
 DEFAULT_TAUS: Tuple[float, ...] = (1.0, 2.0, 4.0, 6.0, 8.0, 9.0, 10.0)
 #: Student depths of :func:`depth_sweep` by default (Fig. 4 right; the paper's student has 5).
 DEFAULT_DEPTHS: Tuple[int, ...] = (2, 3, 4, 5, 6, 7)
-
-
-@dataclass
-class DistillConfig:
-    """Distillation settings.
-
-    Attributes:
-        tau: softmax temperature :math:`\\tau` of Eq. 13. The paper's best values are 8-9 on NTU60
-            and 6 on NTU120 (§5.3, Table 11); default 8.
-        epochs, batch_size, weight_decay: Adam + per-step cosine decay to 0 (paper: 150 epochs,
-            batch 128, weight decay 1e-5).
-        lr: learning rate; ``None`` = the paper's value for the mode (1e-2 for logits, §4; 1e-3
-            for features, Appendix C).
-        mode: ``"logits"`` (KL, Eqs. 13-14, the paper's method) or ``"features"`` (cosine
-            feature distillation, Appendix C).
-        student_cfg: options of ``create_backbone("stgcn-student", ...)`` (e.g. ``num_layers``,
-            ``width``, ``dropout``).
-        augment: augment training clips (the teacher then sees the same augmented clip and its
-            outputs are computed per batch). Off by default: teacher outputs are computed once.
-    """
-
-    tau: float = 8.0
-    epochs: int = 150
-    batch_size: int = 128
-    lr: Optional[float] = None
-    weight_decay: float = 1e-5
-    mode: str = "logits"
-    student_cfg: Dict[str, Any] = field(default_factory=dict)
-    augment: bool = False
-
-    def resolved_lr(self) -> float:
-        if self.lr is not None:
-            return float(self.lr)
-        return 1e-2 if self.mode == "logits" else 1e-3
 
 
 class ProjectedHead(nn.Module):
@@ -81,11 +49,13 @@ class ProjectedHead(nn.Module):
 
 
 @torch.no_grad()
-def _teacher_outputs(teacher: Callable, x: Tensor, mode: str, batch_size: int = 256) -> Tuple[Tensor, Optional[Tensor]]:
-    """(teacher logits, teacher features or None) for a batch of clips, in chunks."""
+def _teacher_outputs(teacher: Callable, x: Tensor, mode: str, device: torch.device,
+                     batch_size: int = 256) -> Tuple[Tensor, Optional[Tensor]]:
+    """(teacher logits, teacher features or None) for a batch of clips, in chunks moved to
+    ``device``; the outputs stay on ``device``."""
     logits, feats = [], []
     for i in range(0, x.shape[0], batch_size):
-        xb = x[i:i + batch_size]
+        xb = x[i:i + batch_size].to(device, non_blocking=True)
         if mode == "features":
             f = teacher.features(xb)
             feats.append(f.float())
@@ -112,7 +82,7 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
             cfg: DistillConfig, stream: str = "joint", seed: int = 0, run_dir: Optional[PathLike] = None,
             resume: bool = False, *, name: str = "distill", augment_cfg: Optional[AugmentConfig] = None,
             console: Optional[Console] = None, progress: bool = False,
-            max_epochs: Optional[int] = None) -> Tuple[EncoderClassifier, ProbeResult]:
+            max_epochs: Optional[int] = None, device: Device = None) -> Tuple[EncoderClassifier, ProbeResult]:
     r"""Distil a frozen teacher into ``stgcn-student`` + a linear head, without labels.
 
     ``mode="logits"`` (the paper, Eqs. 13-14): the student's logits :math:`z_s` follow the
@@ -135,6 +105,11 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
     outputs are computed once for the whole training set. Checkpoints go to ``run_dir/<name>/``
     every epoch; ``resume=True`` reproduces the losses of an uninterrupted run.
 
+    Under ``torchrun`` the student trains data-parallel (:func:`~asma.train.finetune.fit_epochs`:
+    ``cfg.batch_size`` is the global batch). Every process runs the whole frozen teacher (once on
+    the training set, or with ``cfg.augment`` on its own part of each batch, augmented for the
+    global batch on the CPU and then cut, so the processes see the clips of one process).
+
     Args:
         teacher: any callable clips -> logits, e.g. an :class:`~asma.train.finetune.AlignedClassifier`
             (two encoders + alignment trained by ``fit_aligned_probe`` or ``finetune_aligned``) or
@@ -143,6 +118,9 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
         train, test: clips (joint coordinates; converted to ``stream`` for both models).
         cfg: :class:`DistillConfig`.
         name: stage name (checkpoint sub-folder, metrics ``stage``, result name).
+        device: where the teacher and the student run (default: where the teacher is, CPU for a
+            plain callable). An ``nn.Module`` teacher is moved there and stays; clips stay on the
+            CPU and are moved batch by batch.
 
     Shapes:
         - **teacher**: :math:`(B, C, T, V, M) \to (B, K)`; the student maps the same input to
@@ -150,21 +128,22 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
 
     Returns:
         ``(student, result)``: the :class:`~asma.train.finetune.EncoderClassifier` student (eval
-        mode; ``student.history`` has per-epoch ``loss`` and ``agreement``, the percentage of
+        mode, on ``device``; ``student.history`` has per-epoch ``loss`` and ``agreement``, the percentage of
         training clips on which the student's argmax equals the teacher's, measured on the
         training batches) and its :class:`ProbeResult` on ``test``.
     """
     _check_teacher(teacher, cfg.mode)
+    device = device_for(teacher, device)
     was_training = teacher.training if isinstance(teacher, nn.Module) else None
     if isinstance(teacher, nn.Module):
-        teacher.eval()
+        teacher.to(device).eval()
     try:
         data = stream_tensor(train, stream)
         augment = Augment(augment_cfg or AugmentConfig(), train.skeleton.flip_perm, train.num_coords) \
             if cfg.augment else None
         cached_logits, cached_feats = (None, None) if augment is not None else \
-            _teacher_outputs(teacher, data, cfg.mode)
-        probe_logits, probe_feats = _teacher_outputs(teacher, data[:2], cfg.mode)
+            _teacher_outputs(teacher, data, cfg.mode, device)
+        probe_logits, probe_feats = _teacher_outputs(teacher, data[:2], cfg.mode, device)
         k = probe_logits.shape[1]
         torch.manual_seed(seed)
         student = create_backbone("stgcn-student", train.skeleton, data.shape[1], **cfg.student_cfg)
@@ -175,24 +154,26 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
             proj = nn.Linear(student.out_dim, probe_feats.shape[1])
             head = ProjectedHead(proj, copy.deepcopy(teacher.head))
             crit = CosineFeatureLoss()
-        model = EncoderClassifier(student, head)
+        model = EncoderClassifier(student, head).to(device)
         params = [p for p in model.parameters() if p.requires_grad]
         lr = cfg.resolved_lr()
         opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
 
-        def batch_loss(idx: Tensor, g: torch.Generator):
-            x = data[idx]
+        def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
+            x = batch_clips(data, batch, augment, g, device)
             if augment is not None:
-                x = augment(x, g)
-                t_logits, t_feats = _teacher_outputs(teacher, x, cfg.mode)
+                t_logits, t_feats = _teacher_outputs(teacher, x, cfg.mode, device)
             else:
-                t_logits = cached_logits[idx]
-                t_feats = cached_feats[idx] if cached_feats is not None else None
+                i = batch.idx.to(cached_logits.device)
+                t_logits = cached_logits[i]
+                t_feats = cached_feats[i] if cached_feats is not None else None
             if cfg.mode == "logits":
-                s_logits = model(x)
+                s_logits = net(x)
                 loss = crit(s_logits, t_logits)
             else:
-                z = head.proj(model.features(x))
+                # the student's features go through ``net`` (DDP); the projection is used outside its
+                # forward, which DDP allows because it receives a gradient in every step
+                z = head.proj(net(x, features=True))
                 loss = crit(z, t_feats)
                 with torch.no_grad():
                     s_logits = head.teacher_head(z)
@@ -204,13 +185,13 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
                              config={"stage": name, "stream": stream, "seed": seed, "distill": asdict(cfg),
                                      "student": student.config},
                              resume=resume, log=_metrics_log(run_dir), console=console, progress=progress,
-                             max_epochs=max_epochs)
+                             max_epochs=max_epochs, device=device)
     finally:
         if was_training is not None:
             teacher.train(was_training)
     model.eval()
     model.history = history
-    result = evaluate(model, test, stream, name=name).to_probe_result(name)
+    result = evaluate(model, test, stream, name=name, device=device).to_probe_result(name)
     return model, result
 
 
@@ -223,7 +204,7 @@ def _sweep_row(student: EncoderClassifier, result: ProbeResult, **keys) -> Dict[
 
 def tau_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: SkeletonArrays,
               cfg: DistillConfig, taus: Sequence[float] = DEFAULT_TAUS, stream: str = "joint", seed: int = 0,
-              run_dir: Optional[PathLike] = None) -> List[Dict[str, Any]]:
+              run_dir: Optional[PathLike] = None, device: Device = None) -> List[Dict[str, Any]]:
     """Temperature sensitivity (Fig. 4, left): one logit distillation per :math:`\\tau`, same
     student (``cfg.student_cfg``, the paper keeps 5 layers) and seed.
 
@@ -235,14 +216,14 @@ def tau_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: 
     for tau in taus:
         c = copy.deepcopy(cfg)
         c.tau = float(tau)
-        student, res = distill(teacher, train, test, c, stream, seed, run_dir, name=f"tau-{tau:g}")
+        student, res = distill(teacher, train, test, c, stream, seed, run_dir, name=f"tau-{tau:g}", device=device)
         rows.append(_sweep_row(student, res, tau=float(tau)))
     return rows
 
 
 def depth_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: SkeletonArrays,
                 cfg: DistillConfig, depths: Sequence[int] = DEFAULT_DEPTHS, stream: str = "joint",
-                seed: int = 0, run_dir: Optional[PathLike] = None) -> List[Dict[str, Any]]:
+                seed: int = 0, run_dir: Optional[PathLike] = None, device: Device = None) -> List[Dict[str, Any]]:
     """Compression sensitivity (Fig. 4, right): one distillation per student depth
     (``num_layers``; widths and strides from :func:`asma.models.student.student_plan`), fixed
     :math:`\\tau`.
@@ -257,7 +238,8 @@ def depth_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test
     for depth in depths:
         c = copy.deepcopy(cfg)
         c.student_cfg = {**cfg.student_cfg, "num_layers": int(depth)}
-        student, res = distill(teacher, train, test, c, stream, seed, run_dir, name=f"layers-{int(depth)}")
+        student, res = distill(teacher, train, test, c, stream, seed, run_dir, name=f"layers-{int(depth)}",
+                               device=device)
         rows.append(_sweep_row(student, res, layers=int(depth)))
     return rows
 

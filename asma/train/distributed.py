@@ -16,13 +16,23 @@ Design (how a distributed run reproduces a single-process one):
   :func:`wrap_ddp` converts it to ``SyncBatchNorm`` on GPUs (``sync_bn=True``); PyTorch's
   ``SyncBatchNorm`` does not run on CPU tensors, so CPU/gloo runs keep per-rank BatchNorm
   (statistics over ``B`` instead of ``W*B`` clips; the usual practice of the SSL lineage).
+
+Supervised and distillation loops (:func:`~asma.train.finetune.fit_epochs`) keep the last partial
+batch, so their global batches are split with :func:`split_batch` (``torch.tensor_split``: uneven
+parts allowed) and each rank's mean loss is scaled by ``b_rank * W / b_global``: DDP's average of
+the scaled gradients is then exactly the gradient of the global-batch mean loss (without
+train-mode BatchNorm; dropout masks are drawn per rank). A global batch with fewer clips than
+ranks (only the last one can be) is dropped and counted in the epoch record (``"dropped"``).
+
+Devices: the backend follows the device (:func:`init_for_device`: ``nccl`` for CUDA, ``gloo``
+for CPU); a process group that already uses ``nccl`` cannot train on the CPU.
 """
 from __future__ import annotations
 
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
@@ -109,6 +119,42 @@ def init_distributed(backend: Optional[str] = None, init_method: Optional[str] =
     return DistInfo(dist.get_rank(), dist.get_world_size(), lr, dist.get_backend(), device)
 
 
+def backend_for(device: torch.device) -> str:
+    """The process-group backend for training on ``device``: ``nccl`` for CUDA (when built in),
+    ``gloo`` otherwise."""
+    return "nccl" if device.type == "cuda" and dist.is_available() and dist.is_nccl_available() else "gloo"
+
+
+def init_for_device(device: torch.device) -> DistInfo:
+    """:func:`init_distributed` with the backend that fits ``device`` (``nccl`` for CUDA,
+    ``gloo`` for CPU); single-process runs get a no-op :class:`DistInfo`.
+
+    Raises:
+        ValueError: when the process group already uses ``nccl`` (CUDA-only) but ``device`` is
+            not a CUDA device.
+    """
+    info = init_distributed(backend_for(device))
+    if info.backend == "nccl" and device.type != "cuda":
+        raise ValueError(f"the process group uses the nccl backend, which only moves CUDA tensors, but the "
+                         f"device is {str(device)!r}; use device 'cuda' (or 'auto'), or a gloo process group")
+    return info
+
+
+def split_batch(n: int, world: int) -> List[slice]:
+    """Contiguous per-rank parts of a global batch of ``n`` clips, as ``torch.tensor_split``
+    makes them (the first ``n % world`` parts one clip larger); concatenated in rank order they
+    restore the batch.
+
+    Shapes:
+        - one ``slice`` per rank into a :math:`(n,)` batch
+    """
+    if world < 1:
+        raise ValueError(f"invalid world size {world}")
+    base, extra = divmod(n, world)
+    bounds = [r * base + min(r, extra) for r in range(world + 1)]
+    return [slice(bounds[r], bounds[r + 1]) for r in range(world)]
+
+
 def shard_indices(order: Union[Tensor, Sequence[int]], rank: int, world: int) -> Tensor:
     """This rank's contiguous slice of a global batch.
 
@@ -188,6 +234,27 @@ def all_reduce_mean(value: Union[Tensor, float]) -> float:
     return float(t)
 
 
+def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
+    """Copy ``src``'s buffers (BatchNorm running statistics) to every process (no-op when not
+    distributed). DDP broadcasts them at the start of each forward, so after the last training
+    step each rank still holds its own statistics; this makes every rank's model equal to the one
+    rank 0 checkpoints."""
+    if is_distributed():
+        for b in module.buffers():
+            dist.broadcast(b.data, src)
+
+
+def all_reduce_sum(values: Tensor) -> Tensor:
+    """Element-wise sum of a float64 vector over processes (identity when not distributed),
+    returned on the CPU; used to turn per-rank metric sums into global ones."""
+    t = values.detach().to(torch.float64).clone()
+    if is_distributed():
+        if dist.get_backend() == "nccl":
+            t = t.cuda()
+        dist.all_reduce(t)
+    return t.cpu()
+
+
 def cleanup() -> None:
     """Destroy the process group (no-op when not distributed)."""
     if is_distributed():
@@ -195,5 +262,6 @@ def cleanup() -> None:
 
 
 __all__ = ["DistInfo", "is_distributed", "rank", "world_size", "local_rank", "default_backend",
-           "init_distributed", "shard_indices", "per_rank_batch_size", "wrap_ddp", "unwrap", "barrier",
-           "all_reduce_mean", "cleanup"]
+           "init_distributed", "backend_for", "init_for_device", "split_batch", "shard_indices",
+           "per_rank_batch_size", "wrap_ddp", "unwrap", "barrier", "broadcast_buffers", "all_reduce_mean",
+           "all_reduce_sum", "cleanup"]

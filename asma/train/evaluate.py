@@ -17,6 +17,7 @@ from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
 from ..losses import accuracy_topk
+from .engine import Device, device_for
 from .probe import ProbeResult
 
 #: AimCLR's ensemble weights on the per-stream logits (``ensemble.py`` of AimCLR/CrossCLR).
@@ -118,29 +119,33 @@ def evaluate_logits(logits: Tensor, labels: Union[Tensor, np.ndarray], class_nam
 
 @torch.no_grad()
 def predict_logits(model_fn: Callable[[Tensor], Tensor], arrays: SkeletonArrays, stream: str = "joint",
-                   batch_size: int = 256) -> Tensor:
+                   batch_size: int = 256, device: Device = None) -> Tensor:
     """Logits of every clip, in order, without augmentation. ``nn.Module`` models are run in eval
     mode (and put back in their previous mode afterwards).
 
     Args:
         model_fn: maps a clip batch of the given stream to logits.
+        device: where the batches go (default: where ``model_fn``'s parameters are, CPU for a
+            plain callable); an ``nn.Module`` is moved there and stays. The logits are returned
+            on the CPU.
 
     Shapes:
         - **model_fn**: :math:`(B, C, T, V, M) \\to (B, K)`
         - **output**: :math:`(N, K)`
     """
+    device = device_for(model_fn, device)
     was = model_fn.training if isinstance(model_fn, nn.Module) else None
     if isinstance(model_fn, nn.Module):
-        model_fn.eval()
+        model_fn.to(device).eval()
     skel, out = arrays.skeleton, []
     try:
         for i in range(0, len(arrays), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(arrays.data[i:i + batch_size], dtype=np.float32))
-            y = model_fn(to_stream(x, stream, skel, arrays.num_coords))
+            y = model_fn(to_stream(x, stream, skel, arrays.num_coords).to(device, non_blocking=True))
             if isinstance(y, tuple):
                 raise ValueError("model_fn returned a tuple; pass a classifier (clips -> logits), "
                                  "not a bare backbone")
-            out.append(y.float())
+            out.append(y.float().cpu())
     finally:
         if was is not None:
             model_fn.train(was)
@@ -150,18 +155,19 @@ def predict_logits(model_fn: Callable[[Tensor], Tensor], arrays: SkeletonArrays,
 
 
 def evaluate(model_fn: Callable[[Tensor], Tensor], arrays: SkeletonArrays, stream: str = "joint",
-             batch_size: int = 256, name: str = "eval") -> EvalResult:
+             batch_size: int = 256, name: str = "eval", device: Device = None) -> EvalResult:
     """Top-1, top-5, per-class accuracy and confusion matrix of a classifier on ``arrays``.
 
     Args:
         model_fn: clips of ``stream`` -> logits (a module is evaluated in eval mode).
         arrays: labelled clips (joint coordinates; converted to ``stream`` here).
+        device: as :func:`predict_logits` (default: where the model is); results are on the CPU.
 
     Shapes:
         - **model_fn**: :math:`(B, C, T, V, M) \\to (B, K)`
         - result: ``confusion`` :math:`(K, K)`, ``logits`` :math:`(N, K)`
     """
-    logits = predict_logits(model_fn, arrays, stream, batch_size)
+    logits = predict_logits(model_fn, arrays, stream, batch_size, device)
     return evaluate_logits(logits, arrays.labels, arrays.class_names, name)
 
 

@@ -4,10 +4,11 @@ classifier modules shared with distillation and the linear-probed aligned teache
 from __future__ import annotations
 
 import copy
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -20,39 +21,13 @@ from ..data.transforms import Augment, AugmentConfig
 from ..io import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..models.heads import FeatureAlignment, LinearClassifier
 from ..models.registry import Backbone
-from .config import ProbeConfig
-from .engine import MetricsLog, epoch_generator, make_progress, set_lr, warmup_cosine
+from .config import FinetuneConfig, ProbeConfig
+from .distributed import all_reduce_sum, broadcast_buffers, init_for_device, split_batch, wrap_ddp
+from .engine import Device, MetricsLog, device_for, epoch_generator, make_progress, set_lr, warmup_cosine
 from .evaluate import evaluate, evaluate_logits
 from .probe import ProbeResult, extract_tokens, train_head
 
 PathLike = Union[str, Path]
-
-
-@dataclass
-class FinetuneConfig:
-    """Fine-tuning schedule (paper §4): Adam + per-step cosine decay to 0.
-
-    Attributes:
-        epochs, batch_size, lr, weight_decay: end-to-end stage (paper: 150 epochs, lr 5e-3, batch
-            128; weight decay 1e-5 as in the paper's implementation details).
-        warmup_epochs: linear warm-up epochs before the cosine (paper: none for fine-tuning).
-        align_epochs, align_lr: the alignment module on the frozen fine-tuned encoders (paper: 50
-            epochs, lr 1e-4); same batch size and weight decay.
-        heads: attention heads of the alignment module (paper: 4).
-        augment: apply the pretraining augmentations (:class:`~asma.data.transforms.AugmentConfig`
-            defaults) to fine-tuning batches. The paper does not say; off by default (the
-            AimCLR/PSTL fine-tuning configs feed un-augmented clips).
-    """
-
-    epochs: int = 150
-    batch_size: int = 128
-    lr: float = 5e-3
-    weight_decay: float = 1e-5
-    warmup_epochs: int = 0
-    align_epochs: int = 50
-    align_lr: float = 1e-4
-    heads: int = 4
-    augment: bool = False
 
 
 # ----------------------------------------------------------------------------- classifier modules
@@ -62,7 +37,8 @@ class EncoderClassifier(nn.Module):
     """A backbone and a head on its pooled feature (fine-tuned encoders, distilled students).
 
     Shapes:
-        - **input**: :math:`(B, C, T, V, M)` -> **output**: logits :math:`(B, K)`
+        - **input**: :math:`(B, C, T, V, M)` -> **output**: logits :math:`(B, K)`, or with
+          ``features=True`` the pooled feature :math:`(B, D)`
     """
 
     def __init__(self, encoder: Backbone, head: nn.Module):
@@ -74,8 +50,10 @@ class EncoderClassifier(nn.Module):
         """Pooled encoder feature, :math:`(B, C, T, V, M) \\to (B, D)`."""
         return self.encoder(x)[0]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+    def forward(self, x: Tensor, features: bool = False) -> Tensor:
+        # ``features=True`` lets a DDP wrapper run :meth:`features` (DDP only wraps ``forward``)
+        f = self.features(x)
+        return f if features else self.head(f)
 
 
 class AlignedClassifier(nn.Module):
@@ -156,7 +134,29 @@ def stream_tensor(arrays: SkeletonArrays, stream: str) -> Tensor:
 # ----------------------------------------------------------------------------- the epoch loop
 
 
-BatchLoss = Callable[[Tensor, torch.Generator], Tuple[Tensor, Dict[str, float]]]
+class BatchIndex(NamedTuple):
+    """The clips of one optimisation step, as :func:`fit_epochs` hands them to a
+    :data:`BatchLoss`.
+
+    Attributes:
+        idx: this process's clips, :math:`(b,)` (the whole batch in a single process).
+        global_idx: the global batch of all processes, :math:`(G,)`, identical on every rank.
+        part: this process's positions in the global batch (``global_idx[part] == idx``).
+
+    Random draws from the shared generator must be made for ``global_idx`` and then cut with
+    ``part`` (e.g. ``augment(data[b.global_idx], g)[b.part]``): the ranks then consume the
+    generator exactly like one process, so ``W`` processes reproduce a single-process run.
+    """
+
+    idx: Tensor
+    global_idx: Tensor
+    part: slice
+
+
+#: ``(net, batch, generator) -> (mean loss over batch.idx, {metric: float})``. ``net`` is the
+#: module to call (the DDP wrapper under ``torchrun``, else the module itself): forward passes
+#: must go through it so that gradients are synchronised. Metrics are means over ``batch.idx``.
+BatchLoss = Callable[[nn.Module, BatchIndex, torch.Generator], Tuple[Tensor, Dict[str, float]]]
 
 
 def fit_epochs(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLoss, n: int,
@@ -164,7 +164,8 @@ def fit_epochs(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: 
                stage: str = "train", rng_stream: int = 0, ckpt_dir: Optional[PathLike] = None,
                config: Optional[Mapping[str, Any]] = None, resume: bool = False,
                log: Optional[MetricsLog] = None, console: Optional[Console] = None,
-               progress: bool = False, max_epochs: Optional[int] = None) -> List[Dict[str, Any]]:
+               progress: bool = False, max_epochs: Optional[int] = None,
+               device: Device = None) -> List[Dict[str, Any]]:
     """The shared supervised/distillation loop: shuffled mini-batches (the last partial batch
     is kept), Adam-style ``optimizer``, per-step linear warm-up + cosine decay to 0, a checkpoint
     of ``module`` and ``optimizer`` after every epoch (``ckpt_dir/epoch-XXXX``, atomic) and one
@@ -175,25 +176,49 @@ def fit_epochs(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: 
     from ``(seed, epoch)`` at the start of each epoch, so ``resume=True`` continues from the
     latest checkpoint and reproduces the losses of an uninterrupted run.
 
+    Under ``torchrun --nproc_per_node W`` (see :mod:`asma.train.distributed`) ``batch_size`` is
+    the **global** batch: every rank draws the same batch order, takes its part of each global
+    batch (``torch.tensor_split``, uneven parts allowed), its mean loss is scaled by
+    ``b_rank * W / b_global`` and DDP averages the gradients, which gives exactly the gradient of
+    the global-batch mean loss (exact for models without train-mode BatchNorm or dropout). A
+    last batch with fewer clips than processes is dropped; the records then have
+    ``"dropped": <clips>``. Recorded metrics are global (summed over ranks before logging);
+    only rank 0 writes checkpoints and ``metrics.jsonl``; every rank resumes from the same
+    checkpoint.
+
     Args:
-        module: what is trained and checkpointed (put in train mode every epoch).
-        batch_loss: ``(indices (b,), generator) -> (scalar loss, {metric: float})``.
+        module: what is trained and checkpointed (put in train mode every epoch; moved to
+            ``device``, where it stays).
+        batch_loss: a :data:`BatchLoss`, ``(net, BatchIndex, generator) -> (scalar mean loss,
+            {metric: float})``; it moves its batch to ``device``.
         n: number of training samples.
         max_epochs: stop after this epoch count (tests of resumption) without changing the schedule.
+        device: where ``module`` trains (default: where it is); see
+            :func:`~asma.train.engine.resolve_device`.
 
     Returns:
         One record per epoch run: ``stage``, ``epoch``, ``lr``, ``loss``, the metrics (averaged
-        over samples) and ``samples_per_s``.
+        over samples) and ``samples_per_s`` (and ``dropped`` when a tail batch was dropped).
     """
     if n < 1:
         raise ValueError(f"{stage}: no training samples")
     if epochs < 1:
         raise ValueError(f"{stage}: epochs must be >= 1, got {epochs}")
+    device = device_for(module, device)
+    dinfo = init_for_device(device)
+    world, rank = dinfo.world_size, dinfo.rank
     bs = max(1, min(batch_size, n))
+    if bs < world:
+        raise ValueError(f"{stage}: a batch of {bs} clips cannot give each of the {world} processes a clip; "
+                         f"use a batch size (and a training set) of at least {world}")
     steps = -(-n // bs)
+    tail = n - (steps - 1) * bs
+    dropped = tail if tail < world else 0  # a rank would get an empty batch: drop that tail batch
+    steps -= 1 if dropped else 0
     total, warm = steps * epochs, steps * warmup_epochs
     ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
     log = log or MetricsLog(None)
+    module.to(device)  # before the optimizer state is loaded: it follows its parameters' device
     start = 0
     if resume:
         last = latest_checkpoint(ckpt_dir) if ckpt_dir is not None else None
@@ -202,6 +227,7 @@ def fit_epochs(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: 
         state = load_checkpoint(last, module, optimizer)
         start = int(state["epoch"]) + 1
     end = epochs if max_epochs is None else min(epochs, max_epochs)
+    net = wrap_ddp(module) if world > 1 else module
     history: List[Dict[str, Any]] = []
     with make_progress(console, progress) as bar:
         task = bar.add_task(stage, total=max(0, end - start) * steps, loss="-", rate="-")
@@ -213,29 +239,51 @@ def fit_epochs(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: 
             t0, seen, sums = time.perf_counter(), 0, {}
             for s in range(steps):
                 set_lr(optimizer, warmup_cosine(epoch * steps + s, total, warm, lr))
-                idx = order[s * bs:(s + 1) * bs]
-                loss, metrics = batch_loss(idx, g)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{stage} loss became {loss.item()} at epoch {epoch}, step {s}; "
-                                             "lower the learning rate")
+                gidx = order[s * bs:(s + 1) * bs]
+                part = split_batch(gidx.shape[0], world)[rank]
+                loss, metrics = batch_loss(net, BatchIndex(gidx[part], gidx, part), g)
+                b = part.stop - part.start
+                # per-rank sums -> global sums (one small all-reduce per step; identity in one process)
+                step_sums = all_reduce_sum(torch.tensor([b, loss.item() * b, *(float(v) * b for v in metrics.values())],
+                                                        dtype=torch.float64)).tolist()
+                if not math.isfinite(step_sums[1]):  # every rank sees the global value: all stop together
+                    raise FloatingPointError(f"{stage} loss became {step_sums[1] / step_sums[0]} at epoch {epoch}, "
+                                             f"step {s}; lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                # DDP averages gradients over ranks: this scaling makes the average the gradient of the
+                # global-batch mean loss when the parts are uneven
+                (loss * (b * world / gidx.shape[0]) if world > 1 else loss).backward()
                 optimizer.step()
-                b = idx.shape[0]
-                seen += b
-                sums["loss"] = sums.get("loss", 0.0) + loss.item() * b
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * b
-                bar.update(task, advance=1, loss=f"{loss.item():.3f}",
+                seen += int(step_sums[0])
+                for k, v in zip(["loss", *metrics], step_sums[1:]):
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.update(task, advance=1, loss=f"{step_sums[1] / step_sums[0]:.3f}",
                            rate=f"{seen / (time.perf_counter() - t0):.0f}")
             record = {"stage": stage, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
                       **{k: v / seen for k, v in sums.items()},
                       "samples_per_s": round(seen / (time.perf_counter() - t0), 2)}
+            if dropped:
+                record["dropped"] = dropped
             history.append(record)
             log.write(record)
-            if ckpt_dir is not None:
+            if ckpt_dir is not None and dinfo.is_main:
                 save_checkpoint(ckpt_dir, f"epoch-{epoch:04d}", module, dict(config or {}), record, optimizer)
+    del net  # drop the DDP wrapper (and its gradient hooks) once training is over
+    broadcast_buffers(module)  # every rank returns rank 0's model (BatchNorm statistics are per rank)
     return history
+
+
+def batch_clips(data: Tensor, batch: BatchIndex, augment: Optional[Callable[[Tensor, torch.Generator], Tensor]],
+                g: torch.Generator, device: torch.device) -> Tensor:
+    """This process's clips of a step on ``device``. Augmentations are drawn on the CPU for the
+    **global** batch and then cut to this process's part, so ``W`` processes see exactly the
+    clips of one process (see :class:`BatchIndex`).
+
+    Shapes:
+        - **data**: :math:`(N, C, T, V, M)` -> **output**: :math:`(b, C, T, V, M)`
+    """
+    x = data[batch.idx] if augment is None else augment(data[batch.global_idx], g)[batch.part]
+    return x.to(device, non_blocking=True)
 
 
 def _metrics_log(run_dir: Optional[PathLike]) -> MetricsLog:
@@ -249,7 +297,7 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
              stream: str = "joint", seed: int = 0, run_dir: Optional[PathLike] = None,
              resume: bool = False, *, name: str = "finetune", augment_cfg: Optional[AugmentConfig] = None,
              console: Optional[Console] = None, progress: bool = False,
-             max_epochs: Optional[int] = None) -> Tuple[EncoderClassifier, ProbeResult]:
+             max_epochs: Optional[int] = None, device: Device = None) -> Tuple[EncoderClassifier, ProbeResult]:
     """Fine-tune a (pretrained) encoder end-to-end with a linear head on the labelled ``train``
     set (cross-entropy, Adam, cosine; paper: 150 epochs, lr 5e-3) and report the last epoch's
     test top-1/top-5 (no best-on-test selection).
@@ -257,7 +305,8 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
     The encoder is copied (the caller's module is untouched) and trained in train mode (its
     dropout and BatchNorm active). Checkpoints go to ``run_dir/<name>/epoch-XXXX`` after every
     epoch and records to ``run_dir/metrics.jsonl`` (``stage=name``); ``resume=True`` continues
-    from the latest checkpoint with the same losses as an uninterrupted run.
+    from the latest checkpoint with the same losses as an uninterrupted run. Under ``torchrun``
+    the processes share each global batch of ``cfg.batch_size`` clips (:func:`fit_epochs`).
 
     Args:
         encoder: a backbone (or an :class:`EncoderClassifier`, whose encoder is used).
@@ -265,18 +314,22 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
         cfg: :class:`FinetuneConfig` (``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ...).
         name: stage name, checkpoint sub-folder and result name (e.g. ``"finetune-theta"``).
         augment_cfg: augmentations when ``cfg.augment`` (default :class:`AugmentConfig` ()).
+        device: where to train (default: where ``encoder`` is; see
+            :func:`~asma.train.engine.resolve_device`). Clips stay on the CPU (augmented there)
+            and each batch is moved.
 
     Shapes:
         - clips :math:`(N, C, T, V, M)`; the returned model maps :math:`(B, C, T, V, M) \\to (B, K)`
 
     Returns:
-        ``(model, result)``: the fine-tuned :class:`EncoderClassifier` (eval mode, with
-        ``model.history`` the per-epoch records) and the test :class:`ProbeResult`.
+        ``(model, result)``: the fine-tuned :class:`EncoderClassifier` (eval mode, on ``device``,
+        with ``model.history`` the per-epoch records) and the test :class:`ProbeResult` (CPU).
     """
+    device = device_for(encoder, device)
     enc = copy.deepcopy(_unwrap(encoder)).requires_grad_(True)
     k = train.num_classes
     torch.manual_seed(seed)
-    model = EncoderClassifier(enc, LinearClassifier(enc.out_dim, k))
+    model = EncoderClassifier(enc, LinearClassifier(enc.out_dim, k)).to(device)
     data = stream_tensor(train, stream)
     labels = torch.as_tensor(train.labels, dtype=torch.long)
     augment = Augment(augment_cfg or AugmentConfig(), train.skeleton.flip_perm, train.num_coords) \
@@ -284,12 +337,9 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
     crit = nn.CrossEntropyLoss()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    def batch_loss(idx: Tensor, g: torch.Generator):
-        x = data[idx]
-        if augment is not None:
-            x = augment(x, g)
-        logits = model(x)
-        y = labels[idx]
+    def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
+        logits = net(batch_clips(data, batch, augment, g, device))
+        y = labels[batch.idx].to(device, non_blocking=True)
         loss = crit(logits, y)
         return loss, {"train_acc": 100.0 * (logits.argmax(1) == y).float().mean().item()}
 
@@ -299,10 +349,10 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
                          config={"stage": name, "stream": stream, "seed": seed, "finetune": asdict(cfg),
                                  "backbone": enc.config},
                          resume=resume, log=_metrics_log(run_dir), console=console, progress=progress,
-                         max_epochs=max_epochs)
+                         max_epochs=max_epochs, device=device)
     model.eval()
     model.history = history
-    result = evaluate(model, test, stream, name=name).to_probe_result(name)
+    result = evaluate(model, test, stream, name=name, device=device).to_probe_result(name)
     return model, result
 
 
@@ -311,73 +361,86 @@ def _align_forward(head: nn.Module, inputs: Tuple[Tensor, ...]) -> Tensor:
 
 
 def _aligned_tokens(enc_theta: Backbone, enc_phi: Backbone, train: SkeletonArrays, test: SkeletonArrays,
-                    stream: str):
-    tr_t, te_t = extract_tokens(enc_theta, train, stream), extract_tokens(enc_theta, test, stream)
-    tr_p, te_p = extract_tokens(enc_phi, train, stream), extract_tokens(enc_phi, test, stream)
+                    stream: str, device: torch.device):
+    # the encoders run on ``device``; tokens and statistics come back on the CPU
+    tr_t, te_t = (extract_tokens(enc_theta, a, stream, device=device) for a in (train, test))
+    tr_p, te_p = (extract_tokens(enc_phi, a, stream, device=device) for a in (train, test))
     (m_t, s_t), (m_p, s_p) = token_stats(tr_t), token_stats(tr_p)
     stats = {"mean_theta": m_t, "std_theta": s_t, "mean_phi": m_p, "std_phi": s_p}
     return ((tr_t - m_t) / s_t, (tr_p - m_p) / s_p), ((te_t - m_t) / s_t, (te_p - m_p) / s_p), stats
 
 
 def fit_aligned_probe(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonArrays, test: SkeletonArrays,
-                      cfg: ProbeConfig, stream: str = "joint", seed: int = 0, name: str = "aligned"
-                      ) -> Tuple[AlignedClassifier, ProbeResult]:
+                      cfg: ProbeConfig, stream: str = "joint", seed: int = 0, name: str = "aligned",
+                      device: Device = None) -> Tuple[AlignedClassifier, ProbeResult]:
     """The linear-probed ASMa classifier (Table 3's ``aligned`` row) as a module: frozen
     encoders, standardised tokens, :class:`FeatureAlignment` trained with
     :func:`~asma.train.probe.train_head` (same seeds, so the same numbers as the ``aligned`` row
     of :func:`~asma.train.probe.linear_evaluation`). This is the "linear-probed teacher" of §5.4.
 
+    Every process trains the same probe (no data parallelism: the probe is small).
+    ``device``: where the encoders (copies) and the probe run (default: where ``enc_theta`` is);
+    the returned model stays there, the result's logits are on the CPU.
+
     Shapes:
         - the returned model maps :math:`(B, C, T, V, M) \\to (B, K)`
     """
+    device = device_for(enc_theta, device)
     enc_t = copy.deepcopy(_unwrap(enc_theta)).eval()
     enc_p = copy.deepcopy(_unwrap(enc_phi)).eval()
-    (tr_t, tr_p), (te_t, te_p), stats = _aligned_tokens(enc_t, enc_p, train, test, stream)
+    (tr_t, tr_p), (te_t, te_p), stats = _aligned_tokens(enc_t, enc_p, train, test, stream, device)
     torch.manual_seed(seed)
     align = FeatureAlignment(enc_t.out_dim, train.num_classes, num_heads=cfg.heads)
     result = train_head(align, _align_forward, [tr_t, tr_p], torch.as_tensor(train.labels),
-                        [te_t, te_p], torch.as_tensor(test.labels), cfg, seed, name=name)
-    return AlignedClassifier(enc_t, enc_p, align.eval(), stats), result
+                        [te_t, te_p], torch.as_tensor(test.labels), cfg, seed, name=name, device=device)
+    return AlignedClassifier(enc_t, enc_p, align.eval(), stats).to(device), result
 
 
 def finetune_aligned(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonArrays, test: SkeletonArrays,
                      cfg: FinetuneConfig, stream: str = "joint", seed: int = 0,
                      run_dir: Optional[PathLike] = None, resume: bool = False, *,
                      name: str = "finetune-aligned", console: Optional[Console] = None,
-                     progress: bool = False, max_epochs: Optional[int] = None
+                     progress: bool = False, max_epochs: Optional[int] = None, device: Device = None
                      ) -> Tuple[AlignedClassifier, ProbeResult]:
     """Combined fine-tuning (paper §4): the :class:`FeatureAlignment` module trained on top of
     the two **fine-tuned, frozen** encoders (paper: 50 epochs, lr 1e-4; ``cfg.align_epochs``,
     ``cfg.align_lr``), cross-entropy, Adam, cosine. Tokens are extracted once in eval mode and
     standardised with the training set's statistics, as in linear evaluation. Checkpoints of the
-    alignment module go to ``run_dir/<name>/``; ``resume=True`` reproduces the losses.
+    alignment module go to ``run_dir/<name>/``; ``resume=True`` reproduces the losses. Under
+    ``torchrun`` the processes share each global batch (:func:`fit_epochs`); with no BatchNorm or
+    dropout in the alignment module, ``W`` processes train the single-process weights (up to
+    float32 round-off).
 
     Args:
         enc_theta, enc_phi: fine-tuned encoders, or the :class:`EncoderClassifier` models
             returned by :func:`finetune` (their encoders are used; the heads are dropped).
+        device: where the encoders (copies) and the alignment module run (default: where
+            ``enc_theta`` is). Tokens are kept on the CPU and moved batch by batch.
 
     Shapes:
         - the returned model maps :math:`(B, C, T, V, M) \\to (B, K)`
 
     Returns:
-        ``(model, result)``: the :class:`AlignedClassifier` (``model.history`` the per-epoch
-        records) and the test :class:`ProbeResult` of the final epoch.
+        ``(model, result)``: the :class:`AlignedClassifier` (on ``device``, ``model.history`` the
+        per-epoch records) and the test :class:`ProbeResult` of the final epoch (CPU).
     """
+    device = device_for(enc_theta, device)
     enc_t = copy.deepcopy(_unwrap(enc_theta)).eval()
     enc_p = copy.deepcopy(_unwrap(enc_phi)).eval()
     if enc_t.out_dim != enc_p.out_dim:
         raise ValueError(f"the two encoders have different widths ({enc_t.out_dim} vs {enc_p.out_dim}); "
                          "the alignment module needs equal token widths")
-    (tr_t, tr_p), (te_t, te_p), stats = _aligned_tokens(enc_t, enc_p, train, test, stream)
+    (tr_t, tr_p), (te_t, te_p), stats = _aligned_tokens(enc_t, enc_p, train, test, stream, device)
     torch.manual_seed(seed)
-    align = FeatureAlignment(enc_t.out_dim, train.num_classes, num_heads=cfg.heads)
+    align = FeatureAlignment(enc_t.out_dim, train.num_classes, num_heads=cfg.heads).to(device)
     labels = torch.as_tensor(train.labels, dtype=torch.long)
     crit = nn.CrossEntropyLoss()
     opt = torch.optim.Adam(align.parameters(), lr=cfg.align_lr, weight_decay=cfg.weight_decay)
 
-    def batch_loss(idx: Tensor, g: torch.Generator):
-        logits = align(tr_t[idx], tr_p[idx])
-        y = labels[idx]
+    def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
+        i = batch.idx
+        logits = net(tr_t[i].to(device, non_blocking=True), tr_p[i].to(device, non_blocking=True))
+        y = labels[i].to(device, non_blocking=True)
         return crit(logits, y), {"train_acc": 100.0 * (logits.argmax(1) == y).float().mean().item()}
 
     history = fit_epochs(align, opt, batch_loss, len(train), cfg.batch_size, cfg.align_epochs, cfg.align_lr,
@@ -385,15 +448,17 @@ def finetune_aligned(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonAr
                          ckpt_dir=Path(run_dir) / name if run_dir else None,
                          config={"stage": name, "stream": stream, "seed": seed, "finetune": asdict(cfg)},
                          resume=resume, log=_metrics_log(run_dir), console=console, progress=progress,
-                         max_epochs=max_epochs)
+                         max_epochs=max_epochs, device=device)
     align.eval()
     with torch.no_grad():
-        logits = torch.cat([align(te_t[i:i + 512], te_p[i:i + 512]) for i in range(0, te_t.shape[0], 512)])
+        logits = torch.cat([align(te_t[i:i + 512].to(device), te_p[i:i + 512].to(device)).cpu()
+                            for i in range(0, te_t.shape[0], 512)])
     result = evaluate_logits(logits, test.labels, test.class_names, name).to_probe_result(name)
-    model = AlignedClassifier(enc_t, enc_p, align, stats)
+    model = AlignedClassifier(enc_t, enc_p, align, stats).to(device)
     model.history = history
     return model, result
 
 
 __all__ = ["FinetuneConfig", "EncoderClassifier", "AlignedClassifier", "token_stats", "stream_tensor",
-           "fit_epochs", "finetune", "fit_aligned_probe", "finetune_aligned"]
+           "BatchIndex", "BatchLoss", "batch_clips", "fit_epochs", "finetune", "fit_aligned_probe",
+           "finetune_aligned"]

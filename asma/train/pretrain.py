@@ -16,8 +16,9 @@ from ..data.transforms import Augment
 from ..io import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..models.asma import ASMa
 from .config import TrainConfig
-from .distributed import init_distributed, shard_indices, unwrap, wrap_ddp
-from .engine import (MetricsLog, epoch_generator, make_progress, set_lr, torch_threads, warmup_cosine)
+from .distributed import broadcast_buffers, init_for_device, shard_indices, unwrap, wrap_ddp
+from .engine import (Device, MetricsLog, epoch_generator, make_progress, resolve_device, set_lr, torch_threads,
+                     warmup_cosine)
 
 
 def build_model(cfg: TrainConfig, layout, in_channels: int, num_coords: Optional[int] = None) -> ASMa:
@@ -51,7 +52,7 @@ def batch_views(x: torch.Tensor, augment: Augment, g: torch.Generator):
 
 def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = None, *,
              resume: bool = False, console: Optional[Console] = None, progress: bool = True,
-             max_epochs: Optional[int] = None) -> ASMa:
+             max_epochs: Optional[int] = None, device: Device = None) -> ASMa:
     """Pretrain both encoders on ``train`` and return the model.
 
     Writes ``run_dir/pretrain/<epoch-XXXX>/`` checkpoints (safetensors + JSON, atomic) after every
@@ -65,19 +66,29 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
     DDP averages the gradients; only rank 0 writes checkpoints and metrics. Augmentations are
     drawn for the global batch and sliced, so every rank sees exactly the views of a single
     process; masks are drawn per rank (BatchNorm statistics are per rank on CPU).
+
+    ``device`` (default ``cfg.device``; see :func:`~asma.train.engine.resolve_device`) is where
+    the model trains: the data stays on the CPU, each batch is augmented there with the epoch's
+    CPU generator and then moved. Checkpoints are device-independent (CPU tensors); the returned
+    model stays on ``device``.
+
+    Shapes:
+        - **train** clips :math:`(N, C, T, V, M)`; the returned model's encoders map
+          :math:`(B, C, T, V, M)` to ``(pooled (B, D), tokens (B, T', D))``
     """
     check_pretrain_inputs(cfg, train)
     skel = train.skeleton
     num_coords = train.num_coords
     in_channels = train.shape[1]
     oc = cfg.pretrain
-    dinfo = init_distributed()
+    device = resolve_device(cfg.device if device is None else device)
+    dinfo = init_for_device(device)
     if oc.batch_size % dinfo.world_size:
         raise ValueError(f"pretrain.batch_size={oc.batch_size} must be a multiple of the number of "
                          f"processes ({dinfo.world_size})")
     with torch_threads(cfg.threads):
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg, skel, in_channels, num_coords)
+        model = build_model(cfg, skel, in_channels, num_coords).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=oc.lr, weight_decay=oc.weight_decay)
         augment = Augment(cfg.augment, skel.flip_perm, num_coords)
         data = torch.from_numpy(np.array(train.data, dtype=np.float32))  # a writable in-memory copy
@@ -116,7 +127,8 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
                     if dinfo.world_size > 1:
                         mine = shard_indices(torch.arange(x.shape[0]), dinfo.rank, dinfo.world_size)
                         anchor, xj, xm = anchor[mine], xj[mine], xm[mine]
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                    anchor, xj, xm = (v.to(device, non_blocking=True) for v in (anchor, xj, xm))
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                         loss, parts = ddp_model(anchor, xj, xm, generator=g)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"pretraining loss became {loss.item()} at epoch {epoch}, "
@@ -137,5 +149,6 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
                 log.write(record)
                 if ckpt_dir is not None and is_main:
                     save_checkpoint(ckpt_dir, f"epoch-{epoch:04d}", unwrap(model), asdict(cfg), record, opt)
+    broadcast_buffers(model)  # every rank returns rank 0's model (BatchNorm statistics are per rank)
     model.history = history
     return model

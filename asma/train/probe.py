@@ -16,24 +16,30 @@ from ..losses import accuracy_topk
 from ..models.heads import FeatureAlignment, LinearClassifier
 from ..models.registry import Backbone
 from .config import ProbeConfig
-from .engine import epoch_generator, set_lr, warmup_cosine
+from .engine import Device, device_for, epoch_generator, set_lr, warmup_cosine
 
 
 @torch.no_grad()
 def extract_tokens(encoder: Backbone, arrays: SkeletonArrays, stream: str = "joint",
-                   batch_size: int = 256) -> Tensor:
+                   batch_size: int = 256, device: Device = None) -> Tensor:
     """Frozen per-frame tokens of every clip (eval mode, no augmentation).
+
+    The encoder runs on ``device`` (default: where it is; given, the encoder is moved there and
+    stays), batch by batch; the tokens are returned on the CPU.
 
     Shapes:
         - **output**: :math:`(N, T', D)`
     """
+    device = device_for(encoder, device)
+    encoder.to(device)
     was = encoder.training
     encoder.eval()
     skel = arrays.skeleton
     out = []
     for i in range(0, len(arrays), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(arrays.data[i:i + batch_size], dtype=np.float32))
-        out.append(encoder(to_stream(x, stream, skel, arrays.num_coords))[1])
+        x = to_stream(x, stream, skel, arrays.num_coords).to(device, non_blocking=True)
+        out.append(encoder(x)[1].cpu())
     encoder.train(was)
     return torch.cat(out)
 
@@ -64,9 +70,22 @@ class ProbeResult:
 
 def train_head(head: nn.Module, forward: Callable[[nn.Module, Tuple[Tensor, ...]], Tensor],
                train_inputs: Sequence[Tensor], train_labels: Tensor, test_inputs: Sequence[Tensor],
-               test_labels: Tensor, cfg: ProbeConfig, seed: int = 0, name: str = "probe") -> ProbeResult:
+               test_labels: Tensor, cfg: ProbeConfig, seed: int = 0, name: str = "probe",
+               device: Device = None) -> ProbeResult:
     """Train ``head`` with Adam + cosine on precomputed features and report test top-1/top-5 of
-    the final epoch (no best-on-test selection)."""
+    the final epoch (no best-on-test selection).
+
+    The inputs stay where they are (CPU) and each batch is moved to ``device`` (default: where
+    ``head`` is; the head is moved there and stays). The result's logits are on the CPU.
+
+    Shapes:
+        - **train_inputs**: tensors of :math:`(N, \\ldots)`, **train_labels**: :math:`(N,)`;
+          **test_inputs**: :math:`(N', \\ldots)`, **test_labels**: :math:`(N',)`
+        - result ``logits``: :math:`(N', K)`
+    """
+    device = device_for(head, device)
+    head.to(device)
+    train_labels = torch.as_tensor(train_labels)
     n = train_labels.shape[0]
     bs = min(cfg.batch_size, n)
     steps = -(-n // bs)  # keep the last partial batch: the probe sees every clip each epoch
@@ -80,13 +99,15 @@ def train_head(head: nn.Module, forward: Callable[[nn.Module, Tuple[Tensor, ...]
         for s in range(steps):
             set_lr(opt, warmup_cosine(epoch * steps + s, total, 0, cfg.lr))
             idx = order[s * bs:(s + 1) * bs]
-            loss = crit(forward(head, tuple(t[idx] for t in train_inputs)), train_labels[idx])
+            loss = crit(forward(head, tuple(t[idx].to(device, non_blocking=True) for t in train_inputs)),
+                        train_labels[idx].to(device, non_blocking=True))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     head.eval()
     with torch.no_grad():
-        logits = torch.cat([forward(head, tuple(t[i:i + 512] for t in test_inputs))
+        logits = torch.cat([forward(head, tuple(t[i:i + 512].to(device, non_blocking=True)
+                                                for t in test_inputs)).cpu()
                             for i in range(0, test_labels.shape[0], 512)])
     top1, top5 = accuracy_topk(logits, test_labels)
     return ProbeResult(name, top1, top5, logits)
@@ -107,13 +128,20 @@ def _align(head, inputs):
 def linear_evaluation(encoders: Dict[str, Backbone], train: SkeletonArrays, test: SkeletonArrays,
                       cfg: ProbeConfig, stream: str = "joint", seed: int = 0,
                       random_encoder: Optional[Backbone] = None,
-                      console: Optional[Console] = None) -> List[ProbeResult]:
+                      console: Optional[Console] = None, device: Device = None) -> List[ProbeResult]:
     """Probe frozen encoders. Rows: ``random-init`` (if given), one linear probe per encoder,
     ``average`` (mean of the two pooled features, no alignment) and ``aligned`` (Eqs. 10-12).
 
     Args:
         encoders: name -> pretrained encoder (e.g. ``{"theta": ..., "phi": ...}``).
+        device: where the encoders and heads run (default: where the first encoder is); the
+            encoders are moved there. Features and the rows' logits stay on the CPU.
+
+    Shapes:
+        - clips :math:`(N, C, T, V, M)`; each row's ``logits``: :math:`(N_{test}, K)`
     """
+    first = random_encoder if random_encoder is not None else next(iter(encoders.values()), None)
+    device = device_for(first, device)
     k = train.num_classes
     ytr = torch.as_tensor(train.labels)
     yte = torch.as_tensor(test.labels)
@@ -123,20 +151,24 @@ def linear_evaluation(encoders: Dict[str, Backbone], train: SkeletonArrays, test
     for name, enc in named:
         if console is not None:
             console.log(f"extracting features: {name}")
-        feats[name] = standardize_tokens(extract_tokens(enc, train, stream), extract_tokens(enc, test, stream))
+        feats[name] = standardize_tokens(extract_tokens(enc, train, stream, device=device),
+                                         extract_tokens(enc, test, stream, device=device))
         torch.manual_seed(seed)
         head = LinearClassifier(enc.out_dim, k)
         rows.append(train_head(head, _linear, [feats[name][0]], ytr, [feats[name][1]], yte, cfg, seed,
-                               name=f"{name} probe" if name != "random-init" else "random-init probe"))
+                               name=f"{name} probe" if name != "random-init" else "random-init probe",
+                               device=device))
     names = list(encoders)
     if len(names) == 2:
         a, b = names
         dim = encoders[a].out_dim
         torch.manual_seed(seed)
         rows.append(train_head(LinearClassifier(dim, k), _average, [feats[a][0], feats[b][0]], ytr,
-                               [feats[a][1], feats[b][1]], yte, cfg, seed, name=f"{a}+{b} average"))
+                               [feats[a][1], feats[b][1]], yte, cfg, seed, name=f"{a}+{b} average",
+                               device=device))
         torch.manual_seed(seed)
         align = FeatureAlignment(dim, k, num_heads=cfg.heads)
         rows.append(train_head(align, _align, [feats[a][0], feats[b][0]], ytr,
-                               [feats[a][1], feats[b][1]], yte, cfg, seed, name=f"{a}+{b} aligned"))
+                               [feats[a][1], feats[b][1]], yte, cfg, seed, name=f"{a}+{b} aligned",
+                               device=device))
     return rows

@@ -1,4 +1,4 @@
-"""``asma train``: pretrain -> linear evaluation on one dataset, with a run directory."""
+"""``asma train``: the run result, run directories, and repeats over seeds."""
 from __future__ import annotations
 
 import time
@@ -6,17 +6,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import torch
 from rich.console import Console
 
 from ..data.arrays import SkeletonArrays
-from ..data.catalog import load_dataset
 from ..io import atomic_write_json, save_tensors
-from ..models.registry import count_parameters, create_backbone
 from .config import TrainConfig
-from .engine import MetricsLog, is_main_process, seed_everything, torch_threads
-from .pretrain import pretrain
-from .probe import ProbeResult, linear_evaluation
+from .probe import ProbeResult
 
 
 @dataclass
@@ -58,39 +53,16 @@ def save_encoders(model, run_dir: Path, cfg: TrainConfig, train: SkeletonArrays)
 
 def run_train(cfg: TrainConfig, *, resume: bool = False, console: Optional[Console] = None,
               progress: bool = True, probe: bool = True) -> RunResult:
-    """Pretrain ASMa on ``cfg.data`` then run the linear evaluation; writes the run directory
-    (``config.json``, ``metrics.jsonl``, ``pretrain/`` checkpoints, ``encoders/``, ``results.json``)."""
-    t0 = time.perf_counter()
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-    cfg.run_dir = str(run_dir)
-    if resume and not (run_dir / "config.json").is_file():
-        raise ValueError(f"--resume: {run_dir} has no config.json; pass the run directory of a started run")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", asdict(cfg))
-    seed_everything(cfg.seed)
-    with torch_threads(cfg.threads):
-        train, test = load_dataset(cfg.data)
-        check_compatible(cfg, train)
-        if console and is_main_process():
-            console.log(f"data: {cfg.data.dataset} ({cfg.data.protocol}), train {train.shape}, "
-                        f"test {test.shape}, {train.num_classes} classes, layout {train.skeleton.name}")
-        model = pretrain(cfg, train, run_dir, resume=resume, console=console, progress=progress)
-        if not is_main_process():  # under torchrun only rank 0 saves and evaluates
-            return RunResult(run_dir, [], getattr(model, "history", []), time.perf_counter() - t0)
-        save_encoders(model, run_dir, cfg, train)
-        if not probe:
-            return RunResult(run_dir, [], getattr(model, "history", []), time.perf_counter() - t0)
-        torch.manual_seed(cfg.seed + 1)
-        random_enc = create_backbone(cfg.model.backbone, train.skeleton, train.shape[1], **cfg.model.backbone_cfg)
-        rows = linear_evaluation(dict(model.encoders.items()), train, test, cfg.probe, cfg.data.stream,
-                                 cfg.seed, random_encoder=random_enc, console=console)
-    result = RunResult(run_dir, rows, getattr(model, "history", []), time.perf_counter() - t0)
-    MetricsLog(run_dir / "metrics.jsonl").write({"stage": "linear", "results": [r.as_dict() for r in rows]})
-    atomic_write_json(run_dir / "results.json", {
-        "dataset": cfg.data.dataset, "protocol": cfg.data.protocol, "backbone": cfg.model.backbone,
-        "params_per_encoder": count_parameters(next(iter(model.encoders.values()))),
-        "seconds": round(result.seconds, 1), "linear": [r.as_dict() for r in rows]})
-    return result
+    """``asma train``: run ``cfg.stages`` (pretrain -> linear -> finetune -> distill) in the run
+    directory, for one stream or, with ``cfg.streams``, for each stream plus their fusion
+    (:func:`~asma.train.pipeline.run_streams`). ``probe=False`` pretrains only (``asma pretrain``).
+    See :mod:`asma.train.pipeline` for the run directory layout and resumption."""
+    from .pipeline import run_pipeline, run_streams
+    if not probe:
+        cfg.stages = ["pretrain"]
+    if cfg.streams:
+        return run_streams(cfg, resume=resume, console=console, progress=progress)
+    return run_pipeline(cfg, resume=resume, console=console, progress=progress)
 
 
 @dataclass

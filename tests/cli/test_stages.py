@@ -16,12 +16,13 @@ def test_stage_commands_continue_a_run(tmp_path):
     run = tmp_path / "run"
     r = CliRunner().invoke(main, ["pretrain", *FAST, "--run-dir", str(run)])
     assert r.exit_code == 0, r.output
-    assert not (run / "results.json").exists()  # pretrain only
+    assert "linear" not in json.loads((run / "results.json").read_text())  # pretrain only
     assert (run / "encoders" / "theta" / "model.safetensors").is_file()
 
     r = CliRunner().invoke(main, ["linear", "--run-dir", str(run)])
     assert r.exit_code == 0, r.output
     lin = json.loads((run / "linear" / "results.json").read_text())["results"]
+    assert json.loads((run / "results.json").read_text())["linear"] == lin
     assert [x["name"] for x in lin] == ["theta probe", "phi probe", "theta+phi average", "theta+phi aligned"]
 
     r = CliRunner().invoke(main, ["finetune", "--run-dir", str(run), "--epochs", "2", "--batch-size", "8",
@@ -36,7 +37,7 @@ def test_stage_commands_continue_a_run(tmp_path):
                                   "--layers", "3", "--tau", "4", "--no-progress"])
     assert r.exit_code == 0, r.output
     dist = json.loads((run / "distill" / "results.json").read_text())
-    assert dist["config"]["tau"] == 4.0 and dist["results"][1]["name"] == "student (stgcn-student, tau=4)"
+    assert dist["config"]["tau"] == 4.0 and dist["results"][1]["name"] == "student of linear teacher (stgcn-student, tau=4)"
     # the linear-probed teacher reproduces the aligned row of `asma linear`
     assert dist["results"][0]["top1"] == lin[3]["top1"]
     student = json.loads((run / "distill" / "student.json").read_text())

@@ -1,4 +1,5 @@
-"""`torchrun --nproc_per_node 2 asma pretrain`: two CPU processes (gloo) train one model."""
+"""`torchrun --nproc_per_node 2 asma pretrain|finetune|distill`: two CPU processes (gloo) train one
+model."""
 import json
 import os
 import subprocess
@@ -7,19 +8,23 @@ import sys
 import pytest
 
 
-@pytest.mark.slow
-def test_pretrain_under_torchrun_two_processes(tmp_path):
-    run = tmp_path / "run"
+def _torchrun(*args):
+    """``torchrun --nproc_per_node 2 -m asma.cli.main <args>`` on a free local port."""
     import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+            "--master_port", port, "-m", "asma.cli.main", *args]
+
+
+@pytest.mark.slow
+def test_pretrain_under_torchrun_two_processes(tmp_path):
+    run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", port,
-           "-m", "asma.cli.main", "pretrain", "--preset", "tiny", "--no-progress", "--run-dir", str(run),
+    cmd = _torchrun("pretrain", "--preset", "tiny", "--no-progress", "--run-dir", str(run),
            "--set", "data.clips_per_class=12", "--set", "data.num_classes=3", "--set", "pretrain.epochs=2",
-           "--set", "pretrain.batch_size=8"]
+           "--set", "pretrain.batch_size=8")
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert p.stdout.count("pretrained encoders in") == 1  # rank 0 reports
@@ -32,6 +37,46 @@ def test_pretrain_under_torchrun_two_processes(tmp_path):
     assert (run / "encoders" / "phi" / "model.safetensors").is_file()
 
 
+def _records(path):
+    return [(r["stage"], r["epoch"]) for r in map(json.loads, path.read_text().splitlines())]
+
+
+@pytest.mark.slow
+def test_finetune_and_distill_under_torchrun_two_processes(tmp_path):
+    # a pretrained run made by one process, then the labelled stages data-parallel on two
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "asma.cli.main", "pretrain", "--preset", "tiny", "--no-progress",
+                        "--run-dir", str(run), "--set", "data.clips_per_class=10", "--set", "data.num_classes=3",
+                        "--set", "pretrain.epochs=1", "--set", "pretrain.batch_size=8", "--set", "probe.epochs=3"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+    # 18 training clips, global batch 7: parts 4/3 and a last batch of 4 (2/2)
+    p = subprocess.run(_torchrun("finetune", "--run-dir", str(run), "--epochs", "2", "--batch-size", "7",
+                                 "--align-epochs", "2", "--no-progress"),
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.stdout.count("fine-tuning:") == 1  # rank 0 reports
+    ft = run / "finetune"
+    # rank 0 alone writes: one record per epoch of every sub-stage, not two
+    assert _records(ft / "metrics.jsonl") == [("theta", 0), ("theta", 1), ("phi", 0), ("phi", 1),
+                                              ("finetune-aligned", 0), ("finetune-aligned", 1)]
+    assert sorted(d.name for d in (ft / "theta").iterdir() if d.is_dir()) == ["epoch-0000", "epoch-0001"]
+    names = [r["name"] for r in json.loads((ft / "results.json").read_text())["results"]]
+    assert names == ["theta fine-tuned", "phi fine-tuned", "theta+phi fine-tuned aligned"]
+
+    p = subprocess.run(_torchrun("distill", "--run-dir", str(run), "--epochs", "2", "--batch-size", "8",
+                                 "--layers", "3", "--no-progress"),
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.stdout.count("distillation:") == 1
+    assert _records(run / "distill" / "metrics.jsonl") == [("distill", 0), ("distill", 1)]
+    assert (run / "distill" / "student.safetensors").is_file()
+    status = json.loads((run / "status.json").read_text())
+    assert {"pretrain", "finetune", "distill"} <= set(status)
+
+
 def test_batch_must_divide_by_world_size(monkeypatch):
     from asma.data.synthetic import SyntheticConfig, make_synthetic
     import torch
@@ -39,7 +84,7 @@ def test_batch_must_divide_by_world_size(monkeypatch):
     from asma.train import make_config, pretrain
     from asma.train.distributed import DistInfo
     pt = sys.modules["asma.train.pretrain"]
-    monkeypatch.setattr(pt, "init_distributed", lambda: DistInfo(0, 3, 0, "gloo", torch.device("cpu")))
+    monkeypatch.setattr(pt, "init_for_device", lambda device: DistInfo(0, 3, 0, "gloo", torch.device("cpu")))
     cfg = make_config("tiny")
     cfg.pretrain.batch_size = 8
     data = make_synthetic(SyntheticConfig(num_classes=3, clips_per_class=6, num_frames=12, num_persons=1))
