@@ -18,27 +18,33 @@ def _torchrun(*args):
             "--master_port", port, "-m", "asma.cli.main", *args]
 
 
+def _records(path):
+    return [(r["stage"], r["epoch"]) for r in map(json.loads, path.read_text().splitlines())]
+
+
 @pytest.mark.slow
-def test_pretrain_under_torchrun_two_processes(tmp_path):
+def test_whole_pipeline_under_torchrun_two_processes(tmp_path):
+    """`torchrun ... asma train --stages all`: every stage data-parallel, rank 0 writes and reports."""
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = _torchrun("pretrain", "--preset", "tiny", "--no-progress", "--run-dir", str(run),
-           "--set", "data.clips_per_class=12", "--set", "data.num_classes=3", "--set", "pretrain.epochs=2",
-           "--set", "pretrain.batch_size=8")
+    cmd = _torchrun("train", "--preset", "tiny", "--no-progress", "--run-dir", str(run), "--stages", "all",
+                    "--set", "data.clips_per_class=12", "--set", "data.num_classes=3", "--set", "pretrain.epochs=2",
+                    "--set", "pretrain.batch_size=8", "--set", "probe.epochs=3", "--set", "finetune.epochs=1",
+                    "--set", "finetune.align_epochs=1", "--set", "distill.epochs=1")
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert p.stdout.count("pretrained encoders in") == 1  # rank 0 reports
+    assert p.stdout.count("run directory:") == 1  # rank 0 reports
     lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     # rank 0 alone writes: one record per epoch, not two
     assert [l["epoch"] for l in lines if l["stage"] == "pretrain"] == [0, 1]
-    assert all(l["loss"] > 0 for l in lines)
+    assert all(l["loss"] > 0 for l in lines if l["stage"] == "pretrain")
     ckpts = sorted(d.name for d in (run / "pretrain").iterdir() if d.is_dir())
     assert ckpts == ["epoch-0000", "epoch-0001"]
     assert (run / "encoders" / "phi" / "model.safetensors").is_file()
-
-
-def _records(path):
-    return [(r["stage"], r["epoch"]) for r in map(json.loads, path.read_text().splitlines())]
+    assert list(json.loads((run / "status.json").read_text())) == ["pretrain", "linear", "finetune", "distill"]
+    assert _records(run / "distill" / "metrics.jsonl") == [("distill", 0)]
+    res = json.loads((run / "results.json").read_text())
+    assert len(res["linear"]) == 5 and len(res["finetune"]) == 3 and len(res["distill"]) == 2
 
 
 @pytest.mark.slow
