@@ -16,3 +16,8 @@ from .finetune import FinetuneConfig, finetune, finetune_aligned, fit_aligned_pr
 __all__ += ["DistillConfig", "distill", "tau_sweep", "depth_sweep", "EvalResult", "evaluate",
             "fuse_streams", "write_eval", "FinetuneConfig", "finetune", "finetune_aligned",
             "fit_aligned_probe"]
+
+from .engine import resolve_device  # noqa: E402
+from .pipeline import open_run, run_pipeline, run_streams  # noqa: E402
+
+__all__ += ["resolve_device", "open_run", "run_pipeline", "run_streams"]
