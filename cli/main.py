@@ -210,6 +210,43 @@ def distill(run_dir, layers, resume, no_progress, device, **options) -> None:
 
 @main.command()
 @_RUN_DIR
+@click.option("--over", "what", type=click.Choice(["tau", "layers"]), required=True,
+              help="Temperature (Fig. 4 left) or student depth (Fig. 4 right).")
+@click.option("--values", default=None, metavar="V1,V2,..",
+              help="Default: tau 1,2,4,6,8,9,10; layers 2,3,4,5,6,7.")
+@click.option("--teacher", default=None, type=click.Choice(["linear", "finetune"]), help="[run config]")
+@click.option("--epochs", default=None, type=int, help="Distillation epochs per value [run config].")
+@click.option("--tau", default=None, type=float, help="Fixed tau of a depth sweep [run config].")
+@_DEVICE
+def sweep(run_dir, what, values, device, **options) -> None:
+    """Distil the run's teacher once per value of tau or of the student depth (Fig. 4)."""
+    from asma.train.distill import DEFAULT_DEPTHS, DEFAULT_TAUS
+    from asma.train.engine import is_main_process
+    from asma.train.stages import sweep_run
+    dc = _stage_config(run_dir, "distill", options)
+    if values:
+        try:
+            vals = [float(v) if what == "tau" else int(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--values expects comma-separated {'numbers' if what == 'tau' else 'integers'}, "
+                             f"got {values!r}") from None
+    else:
+        vals = list(DEFAULT_TAUS if what == "tau" else DEFAULT_DEPTHS)
+    rows = sweep_run(run_dir, what, vals, dc, device=device)
+    if not is_main_process():
+        return
+    table = Table(title=f"distillation sweep over {what} ({dc.teacher} teacher): {run_dir}")
+    for col in (what, "top-1 %", "top-5 %", "student params", "agreement %"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        agree = r.get("final_agreement")
+        table.add_row(f"{r[what]:g}", f"{r['top1']:.1f}", f"{r['top5']:.1f}", f"{r['params']:,}",
+                      "-" if agree is None else f"{agree:.1f}")
+    console.print(table)
+
+
+@main.command()
+@_RUN_DIR
 @click.option("--stage", type=click.Choice(["finetune", "distill", "distill-ft"]), required=True,
               help="Which saved classifier of the run to evaluate.")
 @click.option("--name", default=None, help="For --stage finetune: an encoder name (default theta) or 'aligned'.")

@@ -265,29 +265,42 @@ def finetuned_teacher(ctx: RunContext, heads: Optional[int] = None):
     return load_weights(model, path, f"the fine-tuned classifier of {ctx.run_dir}")
 
 
+def make_teacher(ctx: RunContext, teacher: str = "linear"):
+    """The ASMa classifier that teaches the student, and its test row: ``"linear"`` = the two
+    frozen encoders + the alignment module trained as in linear evaluation (re-fitted, the same
+    numbers as the ``aligned`` row); ``"finetune"`` = the fine-tuned classifier saved by
+    :func:`finetune_stage`.
+
+    Shapes:
+        - the teacher maps :math:`(B, C, T, V, M) \\to (B, K)`
+    """
+    from .finetune import fit_aligned_probe
+    if teacher not in DISTILL_DIRS:
+        raise ValueError(f"distill.teacher must be one of {', '.join(DISTILL_DIRS)}, got {teacher!r}")
+    if len(ctx.encoders) != 2:
+        raise ValueError(f"distillation needs the two encoders of ASMa; {ctx.run_dir} has {sorted(ctx.encoders)}")
+    cfg = ctx.cfg
+    if teacher == "linear":
+        a, b = list(ctx.encoders)
+        model, res = fit_aligned_probe(ctx.encoders[a], ctx.encoders[b], ctx.train, ctx.test, cfg.probe,
+                                       ctx.stream, cfg.seed, device=cfg.device)
+        res.name = "teacher (linear-probed, aligned)"
+        return model, res
+    model = finetuned_teacher(ctx)
+    return model, evaluate(model, ctx.test, ctx.stream, device=cfg.device).to_probe_result(
+        "teacher (fine-tuned, aligned)")
+
+
 def distill_stage(ctx: RunContext, dc: Optional[DistillConfig] = None, *, resume: bool = False,
                   console: Optional[Console] = None, progress: bool = True) -> List[ProbeResult]:
     """Distil the run's ASMa teacher (``dc.teacher``: ``"linear"`` = linear-probed aligned
     classifier, ``"finetune"`` = fine-tuned aligned classifier) into ``stgcn-student`` without
     labels. Writes ``<run>/distill/`` (linear teacher) or ``<run>/distill-ft/`` (fine-tuned)."""
     from .distill import distill
-    from .finetune import fit_aligned_probe
     cfg, run = ctx.cfg, ctx.run_dir
     dc = dc or cfg.distill
-    if dc.teacher not in DISTILL_DIRS:
-        raise ValueError(f"distill.teacher must be one of {', '.join(DISTILL_DIRS)}, got {dc.teacher!r}")
-    if len(ctx.encoders) != 2:
-        raise ValueError(f"distillation needs the two encoders of ASMa; {run} has {sorted(ctx.encoders)}")
+    teacher, t_res = make_teacher(ctx, dc.teacher)
     stage = DISTILL_DIRS[dc.teacher]
-    if dc.teacher == "linear":
-        a, b = list(ctx.encoders)
-        teacher, t_res = fit_aligned_probe(ctx.encoders[a], ctx.encoders[b], ctx.train, ctx.test, cfg.probe,
-                                           ctx.stream, cfg.seed, device=cfg.device)
-        t_res.name = "teacher (linear-probed, aligned)"
-    else:
-        teacher = finetuned_teacher(ctx)
-        t_res = evaluate(teacher, ctx.test, ctx.stream, device=cfg.device).to_probe_result(
-            "teacher (fine-tuned, aligned)")
     out = run / stage
     student, s_res = distill(teacher, ctx.train, ctx.test, dc, ctx.stream, cfg.seed, out,
                              _resumable(out / "distill", resume), console=console, progress=progress,
@@ -547,5 +560,5 @@ def _stream_labels(base: Path, streams: Sequence[str]) -> torch.Tensor:
 
 __all__ = ["RunContext", "STREAMS", "DISTILL_DIRS", "downstream_data", "check_transfer", "load_encoders",
            "read_config", "open_run", "read_status", "mark_done", "save_rows", "load_rows", "linear_stage",
-           "finetune_stage", "finetuned_teacher", "distill_stage", "load_student", "check_stages",
+           "finetune_stage", "finetuned_teacher", "make_teacher", "distill_stage", "load_student", "check_stages",
            "model_costs", "run_pipeline", "run_streams", "fuse_rows"]

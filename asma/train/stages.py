@@ -3,6 +3,7 @@ distill``, ``asma evaluate``): each opens the run (config, pretrained encoders, 
 and runs one stage of :mod:`asma.train.pipeline`, recording it in ``status.json``."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -108,3 +109,36 @@ def evaluate_run(run_dir, stage: str, name: Optional[str] = None, device: Option
     result = evaluate(model, ctx.test, ctx.stream, name=f"{stage}/{name}", device=ctx.cfg.device)
     write_eval(result, run / stage / f"eval_{name}.json")
     return result
+
+
+def sweep_run(run_dir, what: str, values, dc: Optional[DistillConfig] = None, *,
+              device: Optional[str] = None) -> List[dict]:
+    """Fig. 4 as one call: distil the run's teacher (``dc.teacher``) once per temperature
+    (``what="tau"``) or per student depth (``what="layers"``), everything else fixed. Writes
+    ``<run>/sweeps/<what>.json`` (one row per value: test top-1/top-5, student parameters, final
+    loss and teacher agreement) and the checkpoints under ``<run>/sweeps/<what>/``.
+
+    Raises:
+        ValueError: for an unknown ``what`` or an empty ``values``.
+    """
+    from ..io import atomic_write_json
+    from .distill import depth_sweep, tau_sweep
+    from .engine import is_main_process
+    from .pipeline import make_teacher
+    if what not in ("tau", "layers"):
+        raise ValueError(f"sweep over 'tau' or 'layers', not {what!r}")
+    values = list(values)
+    if not values:
+        raise ValueError(f"--values: give at least one {what} value")
+    ctx = _open(run_dir, device)
+    dc = dc or ctx.cfg.distill
+    teacher, t_res = make_teacher(ctx, dc.teacher)
+    out = Path(run_dir) / "sweeps"
+    args = (teacher, ctx.train, ctx.test, dc)
+    kw = dict(stream=ctx.stream, seed=ctx.cfg.seed, run_dir=out / what, device=ctx.cfg.device)
+    rows = tau_sweep(*args, [float(v) for v in values], **kw) if what == "tau" else \
+        depth_sweep(*args, [int(v) for v in values], **kw)
+    if is_main_process():
+        atomic_write_json(out / f"{what}.json", {"what": what, "teacher": {**t_res.as_dict(), "kind": dc.teacher},
+                                                 "config": asdict(dc), "rows": rows})
+    return rows

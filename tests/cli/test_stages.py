@@ -62,3 +62,22 @@ def test_stage_on_a_folder_that_is_not_a_run(tmp_path):
     assert r.exit_code == 2 and "is not a run directory" in r.output
     r = CliRunner().invoke(main, ["evaluate", "--run-dir", str(tmp_path), "--stage", "distill"])
     assert r.exit_code == 2 and "is not a run directory" in r.output
+
+
+def test_sweep_command_runs_fig4_on_a_run(tmp_path):
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, ["pretrain", *FAST, "--run-dir", str(run)]).exit_code == 0
+    r = CliRunner().invoke(main, ["sweep", "--run-dir", str(run), "--over", "tau", "--values", "1,4",
+                                  "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    tau = json.loads((run / "sweeps" / "tau.json").read_text())
+    assert [x["tau"] for x in tau["rows"]] == [1.0, 4.0] and tau["teacher"]["kind"] == "linear"
+    assert len({x["params"] for x in tau["rows"]}) == 1  # same student, only tau changes
+    r = CliRunner().invoke(main, ["sweep", "--run-dir", str(run), "--over", "layers", "--values", "2,4",
+                                  "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((run / "sweeps" / "layers.json").read_text())["rows"]
+    assert [x["layers"] for x in rows] == [2, 4] and rows[0]["params"] < rows[1]["params"]
+    assert (run / "sweeps" / "layers" / "layers-4").is_dir()
+    r = CliRunner().invoke(main, ["sweep", "--run-dir", str(run), "--over", "layers", "--values", "2.5"])
+    assert r.exit_code == 2 and "comma-separated integers" in r.output
