@@ -1,12 +1,13 @@
 """The paper's Tables 1, 3 and 5 on data anyone can run here: the embedded synthetic dataset (no
 download) and the real UTKinect-Action3D recordings (Kinect v1, 20 joints, cross-subject).
 
-For each dataset one ``asma train`` pipeline (pretrain -> linear -> finetune -> distill from the
-linear-probed teacher), then the student of the fine-tuned teacher added to the same run
-(``--resume --stages distill --teacher finetune``). Writes ``docs/results.md`` (atomically) and
-prints the tables.
+For each dataset and each stream (joint, bone, motion) one ``asma train`` pipeline (pretrain ->
+linear -> finetune -> distill from the linear-probed teacher) with the streams' logits fused
+(3s-ASMa), then the students of the fine-tuned teachers added to the same runs (``--resume
+--stages distill --teacher finetune``). Writes ``docs/results.md`` (atomically) and prints the
+tables.
 
-    python benchmarks/results_tables.py                        # both datasets, ~1 h on 2 cores
+    python benchmarks/results_tables.py                        # both datasets, ~1.5 h on 2 cores
     python benchmarks/results_tables.py --datasets embedded    # the embedded data only
     python benchmarks/results_tables.py --realdata ../shared/realdata --out docs/results.md
 
@@ -71,10 +72,14 @@ def prepare_utkinect(realdata: Path, work: Path, console: Console) -> Optional[P
     return out
 
 
+STREAMS = ["joint", "bone", "motion"]
+
+
 def run_dataset(cfg: TrainConfig, run_dir: Path, console: Console) -> Dict:
-    """The whole pipeline plus the student of the fine-tuned teacher; returns results.json."""
-    cfg.run_dir = str(run_dir)
-    resume = (run_dir / "config.json").is_file()  # a re-run continues where it stopped
+    """The whole pipeline on each stream with their fusion (3s-ASMa), then the students of the
+    fine-tuned teachers; returns the run's results.json (fused rows and each stream's results)."""
+    cfg.run_dir, cfg.streams = str(run_dir), list(STREAMS)
+    resume = run_dir.exists()  # a re-run continues where it stopped
     run_train(cfg, resume=resume, console=console, progress=False)
     ft = copy.deepcopy(cfg)
     ft.stages, ft.distill.teacher = ["distill"], "finetune"
@@ -83,35 +88,63 @@ def run_dataset(cfg: TrainConfig, run_dir: Path, console: Console) -> Dict:
 
 
 def _row(rows: List[Dict], name: str) -> Dict:
-    return next(r for r in rows if r["name"].startswith(name))
+    return next(r for r in rows if r["name"].split(": ", 1)[-1].startswith(name))
 
 
 def _acc(r: Dict) -> str:
-    return f"{r['top1']:.1f} | {r['top5']:.1f}"
+    return f"{r['top1']:.1f} / {r['top5']:.1f}"
 
 
-def tables(name: str, res: Dict) -> str:
-    lin, ft, d_lp, d_ft = res["linear"], res["finetune"], res["distill"], res["distill-ft"]
-    m = res["models"]
+def _top1(r: Dict) -> str:
+    return f"{r['top1']:.1f}"
+
+
+STUDENT_LP, STUDENT_FT = "student of linear teacher", "student of finetune teacher"
+
+
+def tables(name: str, res: Dict, tau: float) -> str:
+    fused, per = res["fused"], res["per_stream"]
+    streams = list(per)
+    m = per[streams[0]]["models"]  # the same architecture for every stream
+    n = len(streams)
     out = [f"### {name}\n"]
-    out += ["**Table 1 analogue: ASMa under linear probing (LP) and fine-tuning (FT)** (top-1 | top-5 %)\n",
-            "| protocol | f_θ | f_φ | ASMa (aligned) |", "|---|---:|---:|---:|",
-            f"| LP | {_acc(_row(lin, 'theta probe'))} | {_acc(_row(lin, 'phi probe'))} | "
-            f"{_acc(_row(lin, 'theta+phi aligned'))} |",
-            f"| FT | {_acc(_row(ft, 'theta fine-tuned'))} | {_acc(_row(ft, 'phi fine-tuned'))} | "
-            f"{_acc(_row(ft, 'theta+phi fine-tuned aligned'))} |", ""]
-    out += ["**Table 3 analogue: linear evaluation of the frozen encoders** (top-1 | top-5 %)\n",
-            "| random init | f_θ (high-degree joints, low-motion frames) | f_φ (low-degree, high-motion) | "
-            "average of f_θ, f_φ | aligned (cross-attention) |", "|---:|---:|---:|---:|---:|",
-            "| " + " | ".join(_acc(_row(lin, n)) for n in ("random-init", "theta probe", "phi probe",
-                                                          "theta+phi average", "theta+phi aligned")) + " |", ""]
-    out += ["**Table 5 analogue: distillation into stgcn-student (no labels)** (top-1 | top-5 %)\n",
-            "| model | top-1 | top-5 | params | GFLOPs/clip |", "|---|---:|---:|---:|---:|",
-            f"| teacher, linear-probed (LP) | {_acc(d_lp[0])} | {m['teacher']['params']:,} | {m['teacher']['gflops']:.3f} |",
-            f"| teacher, fine-tuned (FT) | {_acc(d_ft[0])} | {m['teacher']['params']:,} | {m['teacher']['gflops']:.3f} |",
-            f"| student of the LP teacher | {_acc(d_lp[1])} | {m['student']['params']:,} | {m['student']['gflops']:.3f} |",
-            f"| student of the FT teacher | {_acc(d_ft[1])} | {m['student']['params']:,} | {m['student']['gflops']:.3f} |",
-            ""]
+    out += [f"**Table 1 analogue: {n}s-ASMa and {n}s-ASMa-Distill** (top-1 %; Lin. = linear evaluation of the "
+            "frozen encoders + alignment, FT = fine-tuned; the student is distilled from the Lin. teacher in the "
+            "Lin. column and from the FT teacher in the FT column)\n",
+            "| model | Lin. | FT | params (M) | GFLOPs/clip |", "|---|---:|---:|---:|---:|"]
+    for s in streams:
+        out.append(f"| ASMa, {s} stream | {_top1(_row(per[s]['linear'], 'theta+phi aligned'))} | "
+                   f"{_top1(_row(per[s]['finetune'], 'theta+phi fine-tuned aligned'))} | "
+                   f"{m['teacher']['params'] / 1e6:.2f} | {m['teacher']['gflops']:.3f} |")
+    out.append(f"| **{n}s-ASMa** | **{_top1(_row(fused, 'theta+phi aligned'))}** | "
+               f"**{_top1(_row(fused, 'theta+phi fine-tuned aligned'))}** | {n * m['teacher']['params'] / 1e6:.2f} | "
+               f"{n * m['teacher']['gflops']:.3f} |")
+    out.append(f"| **{n}s-ASMa-Distill** | **{_top1(_row(fused, STUDENT_LP))}** | "
+               f"**{_top1(_row(fused, STUDENT_FT))}** | {n * m['student']['params'] / 1e6:.2f} | "
+               f"{n * m['student']['gflops']:.3f} |")
+    out.append("")
+    out += ["**Table 3 analogue: linear evaluation of the frozen encoders** (top-1 / top-5 %)\n",
+            "| stream | random init | f_θ (high-degree joints, low-motion frames) | f_φ (low-degree, high-motion) | "
+            "average of f_θ, f_φ | aligned (cross-attention) |", "|---|---:|---:|---:|---:|---:|"]
+    names = ("random-init", "theta probe", "phi probe", "theta+phi average", "theta+phi aligned")
+    for s in streams:
+        out.append(f"| {s} | " + " | ".join(_acc(_row(per[s]["linear"], x)) for x in names) + " |")
+    out.append(f"| fused ({'+'.join(streams)}) | – | " +
+               " | ".join(_acc(_row(fused, x)) for x in names[1:]) + " |")
+    out.append("")
+    out += ["**Table 5 analogue: distillation into stgcn-student, no labels** (top-1 / top-5 %; τ = "
+            f"{tau:g})\n",
+            f"| model | joint stream | {n}s fused | params per stream | GFLOPs/clip per stream |",
+            "|---|---:|---:|---:|---:|"]
+    j = per[streams[0]]
+    for label, stage, idx, key in (("teacher, linear-probed (LP)", "distill", 0, "teacher"),
+                                   ("teacher, fine-tuned (FT)", "distill-ft", 0, "teacher"),
+                                   ("student of the LP teacher", "distill", 1, "student"),
+                                   ("student of the FT teacher", "distill-ft", 1, "student")):
+        row = j[stage][idx]
+        out.append(f"| {label} | {_acc(row)} | {_acc(_row(fused, row['name']))} | {m[key]['params']:,} | "
+                   f"{m[key]['gflops']:.3f} |")
+    out.append("")
     return "\n".join(out)
 
 
@@ -130,13 +163,15 @@ def main() -> None:
     sections, t0 = [], time.time()
     for name in args.datasets.split(","):
         if name == "embedded":
+            cfg = embedded_config()
             sections.append(tables("Embedded synthetic data (quick preset, 10 classes, xsub)",
-                                   run_dataset(embedded_config(), work / "embedded", console)))
+                                   run_dataset(cfg, work / "embedded", console), cfg.distill.tau))
         elif name == "utkinect":
             data = prepare_utkinect(Path(args.realdata), work, console)
             if data is not None:
+                cfg = utkinect_config(data)
                 sections.append(tables("UTKinect-Action3D (real Kinect v1 recordings, 10 classes, cross-subject)",
-                                       run_dataset(utkinect_config(data), work / "utkinect", console)))
+                                       run_dataset(cfg, work / "utkinect", console), cfg.distill.tau))
         else:
             raise SystemExit(f"unknown dataset {name!r}; use embedded and/or utkinect")
     header = RESULTS_HEADER.format(date=time.strftime("%Y-%m-%d"), cores=os.cpu_count(), torch=torch.__version__,
@@ -149,7 +184,8 @@ def main() -> None:
 RESULTS_HEADER = """# Results: the paper's Tables 1, 3 and 5 on runnable data
 
 Produced by `python benchmarks/results_tables.py` ({date}; {cores} CPU cores, torch {torch}, Python
-{python}; {minutes:.0f} min of wall time for this invocation, which resumes finished runs). Every number below comes from one deterministic run (seed 0) and is
+{python}; {minutes:.0f} min of wall time for this invocation, which resumes finished runs). Every
+number below comes from one deterministic run per stream (seed 0) and is
 reproduced exactly by re-running the script on the same software versions. These are **not** the
 paper's NTU/PKU numbers: those need the datasets and the paper's budget (150 epochs, 6144-wide
 projector, 128-wide encoders trained on 40k clips), see [fidelity.md](fidelity.md). What the tables show is
@@ -167,10 +203,10 @@ RESULTS_FOOTER = """
 ## Reproducing one cell by hand
 
 ```bash
-asma train --stages all --run-dir runs/emb                                  # embedded data, quick preset
-asma train --run-dir runs/emb --resume --stages distill --teacher finetune  # the FT teacher's student
+asma train --stages all --streams joint,bone,motion --run-dir runs/emb      # embedded data, quick preset
+asma train --run-dir runs/emb --resume --stages distill --teacher finetune  # the FT teachers' students
 asma data prepare utkinect --raw <UTKinect folder> --out data/
-asma train --dataset utkinect-xsub --data-dir data/ --preset quick --stages all \\
+asma train --dataset utkinect-xsub --data-dir data/ --preset quick --stages all --streams joint,bone,motion \\
     --set model.n_joints=7 --set pretrain.batch_size=25 ...                 # see utkinect_config()
 ```
 """

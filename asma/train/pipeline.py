@@ -478,9 +478,10 @@ def run_streams(cfg: TrainConfig, *, resume: bool = False, console: Optional[Con
     (:func:`~asma.train.evaluate.fuse_streams`, weighted sum of logits).
 
     Returns:
-        :class:`~asma.train.run.RunResult` whose rows are ``"<stream>: <row>"`` for every stream
-        and ``"fused <s1>+<s2>+...: <row>"`` for the ensembles; ``<run_dir>/ensemble.json`` holds
-        the fused rows and the weights.
+        :class:`~asma.train.run.RunResult` whose rows are ``"<stream>: <row>"`` for the stages
+        run by this call and ``"fused <s1>+<s2>+...: <row>"`` for the ensembles of every finished
+        stage; ``<run_dir>/ensemble.json`` holds the fused rows and the weights,
+        ``<run_dir>/results.json`` those and each stream's ``results.json``.
     """
     from .run import RunResult, default_run_dir
     t0 = time.perf_counter()
@@ -505,15 +506,24 @@ def run_streams(cfg: TrainConfig, *, resume: bool = False, console: Optional[Con
             console.rule(f"stream: {s}")
         sub_resume = resume and (base / s / "config.json").is_file()
         res = run_pipeline(c, resume=sub_resume, console=console, progress=progress)
-        per_stream[s] = res.rows
+        per_stream[s] = finished_rows(base / s)  # every stage so far, not only this invocation's
         rows += [ProbeResult(f"{s}: {r.name}", r.top1, r.top5, r.logits) for r in res.rows]
-    fused = fuse_rows(per_stream, {s: cfg.fusion_weights[s] for s in streams}, _stream_labels(base, streams))
+    weights = {s: cfg.fusion_weights[s] for s in streams}
+    fused = fuse_rows(per_stream, weights, _stream_labels(base, streams))
     rows += fused
     if is_main_process():
-        atomic_write_json(base / "ensemble.json", {"streams": streams, "weights": {s: cfg.fusion_weights[s]
-                                                                                   for s in streams},
-                                                   "results": [r.as_dict() for r in fused]})
+        fused_rows = [r.as_dict() for r in fused]
+        atomic_write_json(base / "ensemble.json", {"streams": streams, "weights": weights, "results": fused_rows})
+        atomic_write_json(base / "results.json", {
+            "streams": streams, "weights": weights, "fused": fused_rows,
+            "per_stream": {s: read_json(base / s / "results.json") for s in streams}})
     return RunResult(base, rows, [], time.perf_counter() - t0)
+
+
+def finished_rows(run_dir) -> List[ProbeResult]:
+    """The rows (with test logits) of every finished labelled stage of a run, in the order the
+    stages finished."""
+    return [r for k in read_status(run_dir) if k != "pretrain" for r in load_rows(run_dir, k)]
 
 
 def fuse_rows(per_stream: Dict[str, List[ProbeResult]], weights: Dict[str, float],
@@ -561,4 +571,4 @@ def _stream_labels(base: Path, streams: Sequence[str]) -> torch.Tensor:
 __all__ = ["RunContext", "STREAMS", "DISTILL_DIRS", "downstream_data", "check_transfer", "load_encoders",
            "read_config", "open_run", "read_status", "mark_done", "save_rows", "load_rows", "linear_stage",
            "finetune_stage", "finetuned_teacher", "make_teacher", "distill_stage", "load_student", "check_stages",
-           "model_costs", "run_pipeline", "run_streams", "fuse_rows"]
+           "model_costs", "run_pipeline", "run_streams", "finished_rows", "fuse_rows"]

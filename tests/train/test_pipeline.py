@@ -148,6 +148,14 @@ def test_streams_are_trained_and_fused(tmp_path):
     names = [r.name for r in res.rows]
     assert "joint: theta probe" in names and "bone: theta+phi aligned" in names
     assert (tmp_path / "s" / "bone" / "encoders" / "theta" / "model.safetensors").is_file()
+    # a stage added later to every stream: the ensemble then covers the old and the new stages
+    cfg.stages = ["distill"]
+    run_streams(cfg, resume=True, progress=False)
+    fused = [r["name"] for r in _json(tmp_path / "s" / "ensemble.json")["results"]]
+    assert "fused joint+bone: theta probe" in fused
+    assert "fused joint+bone: student of linear teacher (stgcn-student, tau=4)" in fused
+    summary = _json(tmp_path / "s" / "results.json")
+    assert set(summary["per_stream"]) == {"joint", "bone"} and "distill" in summary["per_stream"]["bone"]
 
 
 def test_streams_from_the_command_line(tmp_path):
