@@ -412,9 +412,10 @@ def run_pipeline(cfg: TrainConfig, *, resume: bool = False, console: Optional[Co
     status = read_status(run_dir)
     if resume and not (run_dir / "config.json").is_file():
         raise ValueError(f"--resume: {run_dir} has no config.json; pass the run directory of a started run")
-    if not resume and status:
-        raise ValueError(f"{run_dir} already holds a run (finished: {', '.join(status)}); pass --resume to "
-                         "continue it or choose another --run-dir")
+    if not resume and (status or latest_checkpoint(run_dir / "pretrain") is not None):
+        what = f"finished: {', '.join(status)}" if status else "an interrupted pretraining"
+        raise ValueError(f"{run_dir} already holds a run ({what}); pass --resume to continue it or choose "
+                         "another --run-dir")
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", asdict(cfg))

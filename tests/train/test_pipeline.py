@@ -94,6 +94,8 @@ def test_interrupted_stages_resume_to_the_uninterrupted_numbers(tmp_path, monkey
         with pytest.raises(KeyboardInterrupt):
             run_pipeline(cfg, progress=False)
     assert not (tmp_path / "cut" / "status.json").exists()
+    with pytest.raises(ValueError, match="already holds a run \\(an interrupted pretraining\\).*--resume"):
+        run_pipeline(_tiny_cfg(tmp_path / "cut"), progress=False)  # never restarted over a crashed run
     with monkeypatch.context() as m:  # resumed pretraining, then a crash in phi's fine-tuning
         _interrupt_at(m, ft, "phi", "epoch-0001")
         with pytest.raises(KeyboardInterrupt):
