@@ -127,7 +127,7 @@ def stream_tensor(arrays: SkeletonArrays, stream: str) -> Tensor:
     Shapes:
         - **output**: :math:`(N, C, T, V, M)`
     """
-    data = torch.from_numpy(np.ascontiguousarray(arrays.data, dtype=np.float32))
+    data = torch.from_numpy(np.array(arrays.data, dtype=np.float32))  # copy: memmaps are read-only
     return to_stream(data, stream, arrays.skeleton, arrays.num_coords)
 
 

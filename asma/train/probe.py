@@ -37,7 +37,7 @@ def extract_tokens(encoder: Backbone, arrays: SkeletonArrays, stream: str = "joi
     skel = arrays.skeleton
     out = []
     for i in range(0, len(arrays), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(arrays.data[i:i + batch_size], dtype=np.float32))
+        x = torch.from_numpy(np.array(arrays.data[i:i + batch_size], dtype=np.float32))  # copy: memmaps are read-only
         x = to_stream(x, stream, skel, arrays.num_coords).to(device, non_blocking=True)
         out.append(encoder(x)[1].cpu())
     encoder.train(was)
