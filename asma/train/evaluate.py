@@ -140,7 +140,8 @@ def predict_logits(model_fn: Callable[[Tensor], Tensor], arrays: SkeletonArrays,
     skel, out = arrays.skeleton, []
     try:
         for i in range(0, len(arrays), batch_size):
-            x = torch.from_numpy(np.array(arrays.data[i:i + batch_size], dtype=np.float32))  # copy: memmaps are read-only
+            # np.array copies: a memmapped store is read-only
+            x = torch.from_numpy(np.array(arrays.data[i:i + batch_size], dtype=np.float32))
             y = model_fn(to_stream(x, stream, skel, arrays.num_coords).to(device, non_blocking=True))
             if isinstance(y, tuple):
                 raise ValueError("model_fn returned a tuple; pass a classifier (clips -> logits), "
