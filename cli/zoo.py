@@ -44,7 +44,7 @@ _token_option = click.option("--token", default=None, help="Hub token (default: 
 
 @click.group(name="zoo", cls=ZooGroup)
 def zoo():
-    """Pretrained teachers and students on the Hugging Face Hub: list, pull, info, push.
+    """Pretrained teachers and students on the Hugging Face Hub: list, pull, info, push, export.
 
     NAME is a zoo alias (see 'asma zoo list'), 'org/name[@revision]' or 'hf-hub:org/name[@revision]'.
     """
@@ -185,6 +185,33 @@ def push_cmd(directory: Path, repo_id: str, endpoint, revision, tag, private: bo
     con.print(f"[bold green]pushed[/] {escape(str(directory))} -> {escape(repo_id)} commit {sha}"
               + (f" (tag {escape(tag)})" if tag else ""))
     con.print(f"pull it with: asma zoo pull hf-hub:{escape(repo_id)}@{escape(tag or sha)}")
+
+
+@zoo.command("export")
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A run directory written by 'asma train'.")
+@click.option("--model", "what", required=True,
+              help="student, student-ft, teacher, classifier-<encoder> or encoder-<name>.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The model folder to write (config.json, model.safetensors, README.md).")
+@click.option("--license", "license_", default="unknown", show_default=True,
+              help="Hub licence id of the weights (apache-2.0, cc-by-nc-4.0, other, ...).")
+@click.option("--description", default=None, help="Model card description (default: generated from the run).")
+@click.option("--paper", default=None, help="Paper reference (URL, arXiv id or citation).")
+@click.option("--base-model", default=None, help="For a student: the teacher's Hub repository org/name.")
+def export_cmd(run_dir: Path, what: str, out: Path, license_: str, description, paper, base_model) -> None:
+    """Write one model of a finished run as a publishable model folder."""
+    from asma.zoo.config import MODEL_FILES
+    from asma.zoo.export import export_run
+    con = _console()
+    cfg = export_run(run_dir, what, out, license=license_, description=description, paper=paper,
+                     base_model=base_model)
+    con.print(f"[bold green]exported[/] {escape(what)} of {escape(str(run_dir))} -> {escape(str(out))}")
+    con.print(f"{cfg.kind}: {escape(cfg.describe())}, stream {cfg.stream}, dataset {escape(str(cfg.dataset))}")
+    for key, vals in sorted(cfg.metrics.items()):
+        con.print(f"  {escape(key)}: top-1 {vals['top1']:.2f} %, top-5 {vals['top5']:.2f} %")
+    con.print("files: " + ", ".join(f for f in MODEL_FILES if (out / f).is_file()))
+    con.print(f"publish it with: asma zoo push {escape(str(out))} org/name")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,8 @@ Use::
     model, cfg = load_from_hub("hf-hub:my-org/asma-ntu60-student@v1.0")
     logits = model(cfg.preprocess(joints))
 
+From a finished run: ``export_run(run_dir, "student", "out/student")`` (``asma zoo export``).
+
 See docs/zoo.md. Names are imported lazily, so listing and pulling models does not import torch.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ _EXPORTS = {
     "model": ["SkeletonClassifier", "AlignedTeacher", "FeatureStandardizer", "build_model", "config_for_model",
               "check_compatible", "save_pretrained", "load_pretrained", "load_state", "model_card"],
     "hub": ["push_to_hub", "pull", "load_from_hub", "commit_of", "parse_model_name", "ModelRef"],
+    "export": ["export_run", "exportable"],
     "registry": ["ZooEntry", "ZooError", "UnknownModelError", "list_models", "resolve", "register_model",
                  "unregister_model", "read_manifest", "write_manifest"],
 }

@@ -47,3 +47,11 @@ def test_transfer_from_embedded_data_to_real_utkinect(realdata, tmp_path):
     assert logits["theta+phi fine-tuned aligned"].shape == (99, 10)  # UTKinect's test clips and classes
     enc = json.loads((run / "encoders" / "theta" / "config.json").read_text())
     assert enc["layout"]["name"] == "kinect20" and len(enc["class_names"]) == 4  # pretrained on 4 synthetic classes
+    # the fine-tuned classifier exports to the zoo with the downstream data's facts
+    r = CliRunner().invoke(main, ["zoo", "export", "--run-dir", str(run), "--model", "classifier-theta",
+                                  "--out", str(tmp_path / "zoo")])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "zoo" / "config.json").read_text())
+    assert cfg["dataset"] == "utkinect-xsub" and len(cfg["class_names"]) == 10 and cfg["num_frames"] == 50
+    info = json.loads((out / "utkinect-xsub" / "train" / "info.json").read_text())
+    assert cfg["preprocessing"] == info["preprocessing"]  # what a user must re-apply to raw clips
