@@ -177,7 +177,10 @@ def main() -> None:
     header = RESULTS_HEADER.format(date=time.strftime("%Y-%m-%d"), cores=os.cpu_count(), torch=torch.__version__,
                                    python=platform.python_version(), minutes=(time.time() - t0) / 60)
     text = header + "\n".join(sections) + RESULTS_FOOTER
-    atomic_write_text(Path(args.out), text)
+    out = Path(args.out)
+    if out.is_file() and NOTES_MARK in out.read_text():  # hand-written reading of the numbers is kept
+        text += "\n" + NOTES_MARK + out.read_text().split(NOTES_MARK, 1)[1]
+    atomic_write_text(out, text)
     console.print(text)
 
 
@@ -198,6 +201,9 @@ Protocol: linear evaluation on frozen, standardised features and fine-tuning bot
 dataset (2 FLOPs per multiply-accumulate); the teacher is the two encoders plus the alignment module.
 
 """
+
+#: Everything after this line of an existing results page is kept when the tables are rewritten.
+NOTES_MARK = "<!-- notes: kept when benchmarks/results_tables.py rewrites the tables above -->"
 
 RESULTS_FOOTER = """
 ## Reproducing one cell by hand
