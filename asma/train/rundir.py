@@ -1,0 +1,175 @@
+"""A run directory as data: its configuration, pretrained encoders and downstream split
+(:class:`RunContext`), the record of finished stages (``status.json``) and the rows each stage
+wrote (``<stage>/results.json`` + ``logits.safetensors``). The stages themselves and their
+orchestration are in :mod:`asma.train.pipeline`."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from ..data.arrays import SkeletonArrays
+from ..data.catalog import load_dataset
+from ..graph import skeleton_from_dict
+from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_tensors
+from ..models.registry import Backbone, create_backbone
+from .config import DataConfig, TrainConfig, apply_overrides, make_config
+from .engine import is_main_process
+from .probe import ProbeResult
+
+
+@dataclass
+class RunContext:
+    """What the labelled stages of a run work on.
+
+    Attributes:
+        cfg: the run's configuration.
+        run_dir: the run directory.
+        encoders: name -> pretrained encoder (eval mode), in config order (theta, phi).
+        train, test: the downstream labelled split (the pretraining data unless
+            ``cfg.downstream`` names another dataset).
+    """
+
+    cfg: TrainConfig
+    run_dir: Path
+    encoders: Dict[str, Backbone]
+    train: SkeletonArrays
+    test: SkeletonArrays
+
+    @property
+    def stream(self) -> str:
+        return self.cfg.data.stream
+
+
+def downstream_data(cfg: TrainConfig) -> DataConfig:
+    """The data of the labelled stages: ``cfg.data`` with ``cfg.downstream`` applied (transfer).
+
+    Raises:
+        ValueError: on an unknown key in ``cfg.downstream`` (names it and the valid keys).
+    """
+    d = copy.deepcopy(cfg.data)
+    return apply_overrides(d, cfg.downstream, "downstream.")
+
+
+def check_transfer(encoders: Dict[str, Backbone], train: SkeletonArrays, where: str) -> None:
+    """The downstream clips must fit the pretrained encoders: same skeleton graph and input
+    channels (the label space may differ: every stage trains a new head)."""
+    enc = next(iter(encoders.values()))
+    skel = train.skeleton
+    if not enc.layout.same_as(skel):
+        raise ValueError(
+            f"{where}: the downstream data ({train.source}) has layout {skel.name!r} with "
+            f"{skel.num_joints} joints but the encoders were pretrained on layout "
+            f"{getattr(enc.layout, 'name', 'custom')!r} with {enc.layout.num_joints} joints; "
+            "transfer needs the same skeleton graph (convert the data to one layout first)")
+    if enc.in_channels != train.shape[1]:
+        raise ValueError(f"{where}: the downstream clips have {train.shape[1]} coordinate channels, the "
+                         f"encoders expect {enc.in_channels}")
+
+
+def load_encoders(run_dir: Path, cfg: TrainConfig) -> Dict[str, Backbone]:
+    """The pretrained encoders saved in ``run_dir/encoders`` (eval mode, config order).
+
+    Raises:
+        ValueError: when there are none (the pretraining did not finish).
+    """
+    enc_dir = run_dir / "encoders"
+    saved = {p.name for p in enc_dir.iterdir() if (p / "model.safetensors").is_file()} if enc_dir.is_dir() else set()
+    names = [n for n in cfg.model.encoders if n in saved]
+    if not names:
+        raise ValueError(f"{enc_dir} holds no pretrained encoders; the pretraining of {run_dir} did not finish "
+                         "(run 'asma pretrain' or 'asma train --resume')")
+    encoders = {}
+    for name in names:
+        meta = read_json(enc_dir / name / "config.json")
+        kwargs = {k: v for k, v in meta["backbone"].items() if k not in ("name", "in_channels")}
+        enc = create_backbone(meta["backbone"]["name"], skeleton_from_dict(meta["layout"]),
+                              meta["in_channels"], **kwargs)
+        enc.load_state_dict(load_tensors(enc_dir / name / "model.safetensors"))
+        encoders[name] = enc.eval()
+    return encoders
+
+
+def read_config(run_dir) -> TrainConfig:
+    """The configuration of a run directory (``config.json`` over the paper defaults)."""
+    run = Path(run_dir)
+    if not (run / "config.json").is_file():
+        raise ValueError(f"{run} is not a run directory (no config.json); run 'asma pretrain' first")
+    return apply_overrides(make_config("paper"), read_json(run / "config.json"))
+
+
+def open_run(run_dir, cfg: Optional[TrainConfig] = None) -> RunContext:
+    """Config, pretrained encoders and downstream data of a run directory."""
+    run = Path(run_dir)
+    cfg = cfg or read_config(run)
+    encoders = load_encoders(run, cfg)
+    train, test = load_dataset(downstream_data(cfg))
+    check_transfer(encoders, train, str(run))
+    return RunContext(cfg, run, encoders, train, test)
+
+
+# ----------------------------------------------------------------------------- status and rows
+
+
+def read_status(run_dir) -> Dict[str, Any]:
+    """``status.json`` of a run: stage -> info, for every finished stage."""
+    p = Path(run_dir) / "status.json"
+    return read_json(p) if p.is_file() else {}
+
+
+def mark_done(run_dir, stage: str, **info) -> None:
+    """Record a finished stage (rank 0 only; atomic)."""
+    if not is_main_process():
+        return
+    status = read_status(run_dir)
+    status[stage] = {"time": round(time.time(), 3), **info}
+    atomic_write_json(Path(run_dir) / "status.json", status)
+
+
+def save_rows(run_dir, stage: str, rows: Sequence[ProbeResult], labels, extra: Optional[dict] = None) -> None:
+    """Write ``<run>/<stage>/results.json`` and ``logits.safetensors`` (test logits of every row
+    and the test labels, for ensembles)."""
+    if not is_main_process():
+        return
+    out = Path(run_dir) / stage
+    tensors = {r.name: r.logits for r in rows if r.logits is not None}
+    tensors["labels"] = torch.as_tensor(labels, dtype=torch.long)
+    save_tensors(out / "logits.safetensors", tensors)
+    atomic_write_json(out / "results.json", {"stage": stage, "results": [r.as_dict() for r in rows],
+                                             **(extra or {})})
+
+
+def load_rows(run_dir, stage: str) -> List[ProbeResult]:
+    """The rows a finished stage wrote with :func:`save_rows` (with their test logits)."""
+    out = Path(run_dir) / stage
+    if not (out / "results.json").is_file():
+        raise ValueError(f"{out / 'results.json'} is missing although {run_dir}/status.json lists stage "
+                         f"{stage!r} as finished; remove the entry to run the stage again")
+    logits = load_tensors(out / "logits.safetensors") if (out / "logits.safetensors").is_file() else {}
+    return [ProbeResult(r["name"], float(r["top1"]), float(r["top5"]), logits.get(r["name"]))
+            for r in read_json(out / "results.json")["results"]]
+
+
+def load_weights(model: torch.nn.Module, path: Path, what: str) -> torch.nn.Module:
+    """Load a safetensors state dict into ``model`` (returned in eval mode).
+
+    Raises:
+        ValueError: naming the file and ``what`` it should fit when a key or shape differs.
+    """
+    try:
+        model.load_state_dict(load_tensors(path))
+    except RuntimeError as e:
+        raise ValueError(f"{path} does not fit {what}: {str(e).splitlines()[0]}") from None
+    return model.eval()
+
+
+def _resumable(directory: Path, resume: bool) -> bool:
+    return resume and latest_checkpoint(directory) is not None
+
+
+__all__ = ["RunContext", "downstream_data", "check_transfer", "load_encoders", "read_config", "open_run",
+           "read_status", "mark_done", "save_rows", "load_rows", "load_weights"]
