@@ -1,0 +1,61 @@
+"""Part files ``<work>/part-00012.npz``: one chunk's preprocessed samples, written atomically, with
+a fingerprint of its raw files so that a re-run reuses finished, unchanged parts (resume)."""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+
+def _fingerprint(kind: str, item: Tuple) -> List[List]:
+    """``[path, size, mtime_ns]`` of every raw file an item reads (a changed file invalidates its part)."""
+    paths = [item[0], item[1]] if kind == "pku" else [item[0]]
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append([str(p), st.st_size, st.st_mtime_ns])
+        except OSError:
+            out.append([str(p), -1, -1])
+    return out
+
+
+def _save_part(part_path: str, samples, meta_keys: Sequence[str], sample_shape, bad, notes,
+               fingerprint=None) -> None:
+    n = len(samples)
+    data = np.zeros((n,) + tuple(sample_shape), np.float32)
+    for i, s in enumerate(samples):
+        data[i] = s[0]
+    arrays = {
+        "data": data,
+        "labels": np.array([s[1] for s in samples], dtype=np.int64),
+        "names": np.array([s[3] for s in samples], dtype=str) if n else np.zeros(0, "<U1"),
+        "report": np.array(json.dumps({"bad": bad, "notes": notes, "fingerprint": fingerprint or []})),
+    }
+    for k in meta_keys:
+        arrays["meta_" + k] = np.array([s[2][k] for s in samples], dtype=np.int64)
+    tmp = f"{part_path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, part_path)
+
+
+def _load_part_meta(path: Path, meta_keys: Sequence[str]) -> Dict[str, Any]:
+    with np.load(path, allow_pickle=False) as z:
+        out = {"labels": z["labels"], "names": z["names"].tolist(),
+               "meta": {k: z["meta_" + k] for k in meta_keys},
+               "report": json.loads(str(z["report"]))}
+        out["n"] = len(out["labels"])
+    return out
+
+
+def _part_ok(path: Path, meta_keys: Sequence[str], fingerprint: List[List]) -> bool:
+    """A finished part is reused when it loads and its raw files are unchanged."""
+    try:
+        rep = _load_part_meta(path, meta_keys)["report"]
+    except Exception:
+        return False
+    return rep.get("fingerprint") == fingerprint

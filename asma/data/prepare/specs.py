@@ -1,0 +1,75 @@
+"""What :func:`~asma.data.prepare.prepare_dataset` knows about each dataset: :class:`DatasetSpec`,
+the :data:`DATASETS` table, the per-kind metadata keys, and the shared types and error."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from ..preprocess import PreprocessConfig
+
+PathLike = Union[str, "os.PathLike[str]"]
+ProgressFn = Callable[[str, int, int], None]
+PREPARE_VERSION = 1
+
+
+class PrepareError(RuntimeError):
+    """The preparation cannot start or finish (missing inputs, no files, a bad file without
+    ``skip_bad``); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What :func:`prepare_dataset` needs to know about a dataset."""
+
+    name: str
+    kind: str  # "ntu", "pku", "utkinect"
+    layout: str
+    benchmarks: Tuple[str, ...]
+    num_persons: int
+    setups: Tuple[int, ...] = ()
+    part: int = 0
+    default_max_frames: Optional[int] = None
+    chunk_size: int = 64
+    description: str = ""
+
+    @property
+    def class_names(self) -> List[str]:
+        """Class names in label order."""
+        if self.kind == "ntu":
+            from ..readers.ntu import NTU120_CLASS_NAMES
+
+            return NTU120_CLASS_NAMES[:60] if self.name == "ntu60" else list(NTU120_CLASS_NAMES)
+        if self.kind == "pku":
+            from ..readers.pkummd import PKU_CLASS_NAMES
+
+            return list(PKU_CLASS_NAMES)
+        from ..readers.kinect_v1 import UTKINECT_CLASSES
+
+        return list(UTKINECT_CLASSES)
+
+    def default_preprocess(self) -> PreprocessConfig:
+        """Lineage-compatible defaults for this dataset (centre/shoulders from its layout)."""
+        if self.layout == "kinect20":
+            return PreprocessConfig(center_joint=2, shoulders=(4, 8), max_frames=self.default_max_frames)
+        return PreprocessConfig(center_joint=20, shoulders=(4, 8), max_frames=self.default_max_frames)
+
+
+DATASETS: Dict[str, DatasetSpec] = {
+    "ntu60": DatasetSpec("ntu60", "ntu", "ntu25", ("xsub", "xview"), 2, setups=tuple(range(1, 18)),
+                         description="NTU RGB+D 60 (setups S001-S017, 56,880 raw files, 302 without skeletons)"),
+    "ntu120": DatasetSpec("ntu120", "ntu", "ntu25", ("xsub", "xset"), 2, setups=tuple(range(1, 33)),
+                          description="NTU RGB+D 120 (setups S001-S032, 114,480 raw files, 535 without skeletons)"),
+    "pku1": DatasetSpec("pku1", "pku", "ntu25", ("xsub", "xview"), 2, part=1, default_max_frames=300,
+                        chunk_size=8, description="PKU-MMD Part I (1,076 sequences, ~21.5k clips, 51 classes)"),
+    "pku2": DatasetSpec("pku2", "pku", "ntu25", ("xsub", "xview"), 2, part=2, default_max_frames=300,
+                        chunk_size=8, description="PKU-MMD Part II (1,009 sequences, ~6.9k clips, 41 of 51 classes)"),
+    "utkinect": DatasetSpec("utkinect", "utkinect", "kinect20", ("xsub",), 1, chunk_size=1,
+                            description="UTKinect-Action3D (20 sequences, 199 clips, 10 classes, Kinect v1)"),
+}
+
+META_KEYS = {
+    "ntu": ("setup", "camera", "subject", "replication", "action", "length", "bodies"),
+    "pku": ("video", "view", "action", "start", "end", "confidence", "length", "truncated"),
+    "utkinect": ("subject", "episode", "start", "end", "length"),
+}
