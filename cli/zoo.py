@@ -40,6 +40,17 @@ _endpoint_option = click.option("--endpoint", default=None, help="Hub URL (defau
 _cache_option = click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
                              help="Hub cache folder (default: $HF_HUB_CACHE or $HF_HOME/hub).")
 _token_option = click.option("--token", default=None, help="Hub token (default: $HF_TOKEN / the logged-in token).")
+_offline_option = click.option("--offline", is_flag=True, help="Use the local cache only (no network).")
+
+
+def _fetch_options(revision_help: str):
+    """NAME and the options that find and download it (pull, info), in this --help order."""
+    def apply(f):
+        for option in reversed((click.argument("name"), click.option("--revision", default=None, help=revision_help),
+                                _endpoint_option, _offline_option, _cache_option, _token_option, _manifest_option)):
+            f = option(f)
+        return f
+    return apply
 
 
 @click.group(name="zoo", cls=ZooGroup)
@@ -75,13 +86,7 @@ def list_cmd(manifests: Sequence[Path], as_json: bool) -> None:
 
 
 @zoo.command("pull")
-@click.argument("name")
-@click.option("--revision", default=None, help="Tag, branch or commit (overrides an alias's pinned revision).")
-@_endpoint_option
-@click.option("--offline", is_flag=True, help="Use the local cache only (no network).")
-@_cache_option
-@_token_option
-@_manifest_option
+@_fetch_options("Tag, branch or commit (overrides an alias's pinned revision).")
 def pull_cmd(name: str, revision: Optional[str], endpoint: Optional[str], offline: bool,
              cache_dir: Optional[Path], token: Optional[str], manifests: Sequence[Path]) -> None:
     """Download NAME into the Hub cache (or find it there) and print where it is."""
@@ -117,13 +122,7 @@ def _classes(cfg) -> str:
 
 
 @zoo.command("info")
-@click.argument("name")
-@click.option("--revision", default=None, help="Tag, branch or commit.")
-@_endpoint_option
-@click.option("--offline", is_flag=True, help="Use the local cache only (no network).")
-@_cache_option
-@_token_option
-@_manifest_option
+@_fetch_options("Tag, branch or commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print config.json instead of tables.")
 def info_cmd(name: str, revision, endpoint, offline, cache_dir, token, manifests, as_json: bool) -> None:
     """Show the config and metrics of NAME (a model folder, alias or Hub name)."""

@@ -266,6 +266,12 @@ class HubServer:
             return None, self._error(404, "RepoNotFound", "Repository not found")
         return repo, None
 
+    def _writable_repo(self, kind, ns, name):
+        """``_repo_or_404`` behind the write check (401 before 404, as the Hub answers)."""
+        if not self._authorized():
+            return None, self._error(401, None, "Invalid credentials in Authorization header")
+        return self._repo_or_404(kind, ns, name)
+
     def _repo_info(self, kind, ns, name, rev=None) -> Response:
         repo, err = self._repo_or_404(kind, ns, name)
         if err:
@@ -313,9 +319,7 @@ class HubServer:
             "converts": [], "pullRequests": []})
 
     def _create_tag(self, kind, ns, name, rev) -> Response:
-        if not self._authorized():
-            return self._error(401, None, "Invalid credentials in Authorization header")
-        repo, err = self._repo_or_404(kind, ns, name)
+        repo, err = self._writable_repo(kind, ns, name)
         if err:
             return err
         sha = repo.resolve(rev)
@@ -336,9 +340,7 @@ class HubServer:
         return self._json({})
 
     def _create_branch(self, kind, ns, name, branch) -> Response:
-        if not self._authorized():
-            return self._error(401, None, "Invalid credentials in Authorization header")
-        repo, err = self._repo_or_404(kind, ns, name)
+        repo, err = self._writable_repo(kind, ns, name)
         if err:
             return err
         if branch in repo.branches:
@@ -352,9 +354,7 @@ class HubServer:
 
     # ------------------------------------------------------------------ uploads
     def _preupload(self, kind, ns, name, rev) -> Response:
-        if not self._authorized():
-            return self._error(401, None, "Invalid credentials in Authorization header")
-        repo, err = self._repo_or_404(kind, ns, name)
+        repo, err = self._writable_repo(kind, ns, name)
         if err:
             return err
         sha = repo.resolve(rev)
@@ -368,9 +368,7 @@ class HubServer:
         return self._json({"files": out, "commitOid": sha})
 
     def _commit(self, kind, ns, name, rev) -> Response:
-        if not self._authorized():
-            return self._error(401, None, "Invalid credentials in Authorization header")
-        repo, err = self._repo_or_404(kind, ns, name)
+        repo, err = self._writable_repo(kind, ns, name)
         if err:
             return err
         if rev not in repo.branches:
