@@ -20,7 +20,8 @@ from ..models.registry import count_parameters, create_backbone
 from .config import DistillConfig
 from .engine import Device, device_for
 from .evaluate import evaluate
-from .finetune import BatchIndex, EncoderClassifier, _metrics_log, batch_clips, fit_epochs, stream_tensor
+from .finetune import EncoderClassifier, stream_tensor
+from .loop import BatchIndex, _metrics_log, batch_clips, fit_epochs
 from .probe import ProbeResult
 
 PathLike = Union[str, Path]

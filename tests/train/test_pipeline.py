@@ -84,7 +84,7 @@ def _interrupt_at(monkeypatch, module, stage_dir: str, tag: str):
 
 def test_interrupted_stages_resume_to_the_uninterrupted_numbers(tmp_path, monkeypatch):
     import sys
-    ft, pt = sys.modules["asma.train.finetune"], sys.modules["asma.train.pretrain"]  # the modules, not the functions
+    ft, pt = sys.modules["asma.train.loop"], sys.modules["asma.train.pretrain"]  # the modules, not the functions
     ref = run_pipeline(_tiny_cfg(tmp_path / "ref"), progress=False)
     ref_rows = {r.name: r.top1 for r in ref.rows}
 
