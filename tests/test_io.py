@@ -1,6 +1,3 @@
-import json
-import os
-
 import pytest
 import torch
 from torch import nn

@@ -5,7 +5,7 @@ Every backbone maps a clip batch ``(N, C, T, V, M)`` to ``(pooled (N, D), tokens
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Dict, List, Tuple, Union
+from typing import Any, Callable, Dict, List, Union
 
 import torch
 from torch import Tensor, nn

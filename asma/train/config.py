@@ -371,11 +371,6 @@ def config_from_options(*, preset: str = "auto", config_files: Sequence[str] = (
     for key, value in flat.items():
         if value is None:
             continue
-        if key.startswith("downstream."):  # a free-form section: overrides of DataConfig
-            overrides.setdefault("downstream", {})[key.split(".", 1)[1]] = value
-            if data_dir:
-                overrides["downstream"].setdefault("data_dir", data_dir)
-            continue
         node = overrides
         *head, last = key.split(".")
         for h in head:

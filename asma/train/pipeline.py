@@ -31,6 +31,7 @@ import torch
 from rich.console import Console
 
 from ..data.catalog import load_dataset
+from ..data.streams import STREAMS
 from ..graph import skeleton_from_dict
 from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_tensors
 from ..models.heads import FeatureAlignment, LinearClassifier
@@ -43,7 +44,6 @@ from .probe import ProbeResult, linear_evaluation
 from .rundir import (RunContext, _resumable, check_transfer, downstream_data, load_encoders, load_rows,
                      load_weights, mark_done, open_run, read_config, read_status, save_rows)
 
-STREAMS = ("joint", "bone", "motion")
 #: Output folder of the distillation stage per teacher (Table 5: student of the linear-probed
 #: vs the fine-tuned teacher).
 DISTILL_DIRS = {"linear": "distill", "finetune": "distill-ft"}

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from asma.graph import (Skeleton, from_edges, get_layout, list_layouts, partition_adjacency,
                         skeleton_from_dict)

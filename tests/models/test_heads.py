@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from asma.models.asma import ASMa
-from asma.models.heads import FeatureAlignment, LinearClassifier, Projector
+from asma.models.heads import FeatureAlignment, Projector
 from asma.models.registry import count_parameters
 
 

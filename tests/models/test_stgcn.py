@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from asma.graph import from_edges, get_layout, partition_adjacency
-from asma.models import (STGCN, GraphConv, count_flops, count_parameters, create_backbone,
+from asma.models import (GraphConv, count_flops, count_parameters, create_backbone,
                          list_backbones)
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from asma.train.config import TrainConfig, make_config, parse_set
+from asma.train.config import make_config, parse_set
 
 
 def test_presets_and_overrides_from_cli_and_files(tmp_path):
