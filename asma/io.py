@@ -1,6 +1,7 @@
 """Safe, atomic persistence: safetensors for tensors, JSON for everything else (never pickle)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,6 +14,12 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 PathLike = Union[str, os.PathLike]
+
+
+def sha256_file(path: PathLike) -> str:
+    """The hex sha256 digest of a file's bytes (read in chunks: weight files can be large)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
