@@ -7,13 +7,20 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint, weight file or run folder that cannot be used as it is (damaged, modified
+    after it was written, a dangling pointer, weights of another model); the message names the
+    file."""
 
 
 def sha256_file(path: PathLike) -> str:
@@ -82,10 +89,67 @@ def save_tensors(path: PathLike, tensors: Mapping[str, Tensor], metadata: Option
 
 
 def load_tensors(path: PathLike) -> Dict[str, Tensor]:
+    """The tensors of a safetensors file.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        CheckpointError: the file is empty, truncated or its header is damaged (names the file).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"missing weights file: {path}")
-    return load_file(str(path))
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (an interrupted copy?); it holds no weights")
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it is truncated or "
+                              "damaged") from None
+
+
+def sha256_record(folder: PathLike, names: Sequence[str]) -> Dict[str, str]:
+    """``{name: sha256}`` of the files ``folder/<name>`` (what :func:`verify_sha256` checks)."""
+    return {name: sha256_file(Path(folder) / name) for name in names}
+
+
+def verify_sha256(folder: PathLike, record: Mapping[str, str]) -> None:
+    """Check the files of a :func:`sha256_record` against it.
+
+    Raises:
+        CheckpointError: a file is missing or its bytes changed (names the file and both hashes).
+    """
+    for name, expected in record.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing (its sha256 is recorded, so it was written)")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise CheckpointError(f"{path} was modified or damaged after it was written: sha256 {actual}, "
+                                  f"recorded {expected}; refusing to load it")
+
+
+def load_state_dict_checked(module: nn.Module, tensors: Mapping[str, Tensor], source: PathLike,
+                            what: str) -> nn.Module:
+    """``module.load_state_dict(tensors)`` (strict), with a one-line error that names ``source``,
+    ``what`` it should fit and the first differing keys and shapes instead of torch's
+    multi-line ``Error(s) in loading state_dict``.
+
+    Raises:
+        CheckpointError: missing or unexpected keys, or a shape that differs.
+    """
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    shapes = [f"{k} is {list(tensors[k].shape)} in the file but {list(v.shape)} in the model"
+              for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    problems = [f"{len(keys)} {kind} key(s) ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+                for kind, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatch(es), e.g. {shapes[0]}")
+    if problems:
+        raise CheckpointError(f"{source} does not fit {what}: {'; '.join(problems)}")
+    module.load_state_dict(tensors)
+    return module
 
 
 def optimizer_to_files(opt: torch.optim.Optimizer) -> Tuple[Dict[str, Tensor], Dict[str, Any]]:
@@ -112,24 +176,53 @@ def optimizer_from_files(opt: torch.optim.Optimizer, tensors: Dict[str, Tensor],
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+#: The key of ``state.json`` that records the sha256 of every other file of a checkpoint.
+CHECKPOINT_HASHES = "files_sha256"
+
+
+def resolve_tag(directory: PathLike, tag: Any) -> Path:
+    """``directory/<tag>``, for a tag that names a checkpoint folder directly inside ``directory``.
+
+    Raises:
+        CheckpointError: for a tag that is not a plain folder name (``..``, a path, a hidden or
+            temporary name) or that leads outside ``directory`` through a link.
+    """
+    directory = Path(directory)
+    if not isinstance(tag, str) or not tag or tag in (".", "..") or tag.startswith(".") \
+            or "/" in tag or "\\" in tag or os.sep in tag:
+        raise CheckpointError(f"checkpoint tag {tag!r} in {directory} is not a plain folder name; tags are "
+                              "confined to the checkpoint directory (e.g. 'epoch-0003')")
+    path = directory / tag
+    if path.exists() and path.resolve().parent != directory.resolve():
+        raise CheckpointError(f"checkpoint {path} leads outside {directory} (a link to "
+                              f"{path.resolve()}); refusing to use it")
+    return path
+
+
 def save_checkpoint(directory: PathLike, tag: str, model: nn.Module, config: Mapping[str, Any],
                     state: Mapping[str, Any], optimizer: Optional[torch.optim.Optimizer] = None,
                     keep: int = 2) -> Path:
-    """Write ``directory/<tag>/`` (``model.safetensors``, ``config.json``, ``state.json`` and the
-    optimizer) into a temporary folder, rename it into place, then atomically point
-    ``directory/latest.json`` at it. Older checkpoints beyond ``keep`` are removed."""
+    """Write ``directory/<tag>/`` (``model.safetensors``, ``config.json``, the optimizer and
+    ``state.json``, which records the sha256 of every other file under
+    :data:`CHECKPOINT_HASHES`) into a temporary folder, rename it into place, then atomically
+    point ``directory/latest.json`` at it. Older checkpoints beyond ``keep`` are removed.
+
+    ``state`` must hold the finished ``epoch`` (an integer >= 0): resuming continues after it.
+    """
     directory = Path(directory)
+    final = resolve_tag(directory, tag)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", dir=directory))
     try:
         save_tensors(tmp / "model.safetensors", model.state_dict())
         atomic_write_json(tmp / "config.json", dict(config))
-        atomic_write_json(tmp / "state.json", dict(state))
+        names = ["model.safetensors", "config.json"]
         if optimizer is not None:
             t, meta = optimizer_to_files(optimizer)
             save_tensors(tmp / "optimizer.safetensors", t)
             atomic_write_json(tmp / "optimizer.json", meta)
-        final = directory / tag
+            names += ["optimizer.safetensors", "optimizer.json"]
+        atomic_write_json(tmp / "state.json", {**state, CHECKPOINT_HASHES: sha256_record(tmp, names)})
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -145,20 +238,80 @@ def save_checkpoint(directory: PathLike, tag: str, model: nn.Module, config: Map
 
 
 def latest_checkpoint(directory: PathLike) -> Optional[Path]:
-    """The checkpoint folder ``latest.json`` points at, or ``None``."""
-    pointer = Path(directory) / "latest.json"
+    """The checkpoint folder ``directory/latest.json`` points at, or ``None`` when there is no
+    ``latest.json`` (nothing was saved yet).
+
+    Raises:
+        CheckpointError: ``latest.json`` is malformed, names a tag outside ``directory`` or a
+            checkpoint that does not exist (never a silent restart from epoch 0).
+    """
+    directory = Path(directory)
+    pointer = directory / "latest.json"
     if not pointer.is_file():
         return None
-    path = Path(directory) / read_json(pointer)["tag"]
-    return path if path.is_dir() else None
+    data = read_json(pointer)
+    if not isinstance(data, dict) or "tag" not in data:
+        raise CheckpointError(f'{pointer}: expected {{"tag": "<checkpoint folder>"}}, got {data!r}')
+    path = resolve_tag(directory, data["tag"])
+    if not path.is_dir():
+        found = sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise CheckpointError(f"{pointer} names checkpoint {data['tag']!r} but {path} does not exist "
+                              f"(checkpoints there: {', '.join(found) or 'none'}); point latest.json at one of "
+                              f"them, or remove {directory} to start this stage again")
+    return path
+
+
+def read_checkpoint_state(path: PathLike) -> Dict[str, Any]:
+    """``state.json`` of a checkpoint folder, checked: a mapping with an integer ``epoch`` >= 0
+    and the sha256 record of the checkpoint's files (see :func:`save_checkpoint`).
+
+    Raises:
+        CheckpointError: naming ``state.json`` and the missing or malformed field.
+    """
+    p = Path(path) / "state.json"
+    if not p.is_file():
+        raise CheckpointError(f"{p} is missing: {Path(path)} is not a complete checkpoint")
+    state = read_json(p)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{p}: expected a JSON object, got {type(state).__name__}")
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"{p}: field 'epoch' must be the finished epoch (an integer >= 0), got "
+                              f"{epoch!r}" + ("" if "epoch" in state else " (the field is missing)"))
+    record = state.get(CHECKPOINT_HASHES)
+    if not isinstance(record, dict) or "model.safetensors" not in record \
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in record.items()):
+        raise CheckpointError(f"{p}: field {CHECKPOINT_HASHES!r} (the sha256 of the checkpoint's files) is "
+                              "missing or malformed; the checkpoint cannot be verified")
+    for name in record:
+        resolve_tag(path, name)  # recorded names are files of this folder
+    return state
 
 
 def load_checkpoint(path: PathLike, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None) -> Dict[str, Any]:
-    """Restore ``model`` (and ``optimizer``) from a folder written by :func:`save_checkpoint`;
-    returns its ``state.json``."""
+    """Restore ``model`` (and ``optimizer``) from a folder written by :func:`save_checkpoint`
+    after verifying the sha256 of its files; returns the ``state`` it was saved with.
+
+    Raises:
+        CheckpointError: a damaged or modified file (names it and both hashes), a ``state.json``
+            without ``epoch``, weights of another model (names the differing keys/shapes), or
+            no optimizer state when ``optimizer`` is given.
+    """
     path = Path(path)
-    model.load_state_dict(load_tensors(path / "model.safetensors"))
-    if optimizer is not None and (path / "optimizer.safetensors").is_file():
-        optimizer_from_files(optimizer, load_tensors(path / "optimizer.safetensors"),
-                             read_json(path / "optimizer.json"))
-    return read_json(path / "state.json")
+    state = read_checkpoint_state(path)
+    record = state.pop(CHECKPOINT_HASHES)
+    verify_sha256(path, record)
+    load_state_dict_checked(model, load_tensors(path / "model.safetensors"), path / "model.safetensors",
+                            f"the {type(model).__name__} being resumed (the run's configuration)")
+    if optimizer is not None:
+        if "optimizer.safetensors" not in record:
+            raise CheckpointError(f"{path} holds no optimizer state; it cannot be resumed exactly")
+        try:
+            optimizer_from_files(optimizer, load_tensors(path / "optimizer.safetensors"),
+                                 read_json(path / "optimizer.json"))
+        except CheckpointError:
+            raise
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{path / 'optimizer.json'} does not fit the optimizer being resumed: "
+                                  f"{str(e).splitlines()[0]}") from None
+    return state

@@ -12,6 +12,7 @@ from ..data.arrays import SkeletonArrays
 from ..io import atomic_write_json, save_tensors
 from .config import TrainConfig
 from .probe import ProbeResult
+from .rundir import record_encoder_hashes
 
 
 @dataclass
@@ -49,6 +50,7 @@ def save_encoders(model, run_dir: Path, cfg: TrainConfig, train: SkeletonArrays)
             "backbone": enc.config, "layout": train.skeleton.to_dict(), "in_channels": enc.in_channels,
             "stream": cfg.data.stream, "num_frames": train.shape[2], "masking": list(cfg.model.encoders[name]),
             "class_names": train.class_names})
+    record_encoder_hashes(run_dir)  # their sha256, verified by load_encoders
 
 
 def run_train(cfg: TrainConfig, *, resume: bool = False, console: Optional[Console] = None,

@@ -5,6 +5,7 @@ orchestration are in :mod:`asma.train.pipeline`."""
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ import torch
 from ..data.arrays import SkeletonArrays
 from ..data.catalog import load_dataset
 from ..graph import skeleton_from_dict
-from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_tensors
+from ..io import (CheckpointError, PathLike, atomic_write_json, latest_checkpoint, load_state_dict_checked,
+                  load_tensors, read_json, save_tensors, sha256_record, verify_sha256)
 from ..models.registry import Backbone, create_backbone
 from .config import DataConfig, TrainConfig, apply_overrides, make_config
 from .engine import is_main_process
@@ -71,25 +73,91 @@ def check_transfer(encoders: Dict[str, Backbone], train: SkeletonArrays, where: 
                          f"encoders expect {enc.in_channels}")
 
 
+#: ``encoders/<this file>``: the sha256 of every encoder file, written with the encoders.
+ENCODER_HASHES = "sha256.json"
+_ENCODER_FILES = ("model.safetensors", "config.json")
+
+
+def record_encoder_hashes(run_dir: PathLike) -> None:
+    """Write ``run_dir/encoders/sha256.json``: the sha256 of every encoder's files (call it right
+    after the encoders are written; :func:`load_encoders` verifies it)."""
+    enc_dir = Path(run_dir) / "encoders"
+    names = [f"{p.name}/{f}" for p in sorted(enc_dir.iterdir()) if p.is_dir() for f in _ENCODER_FILES
+             if (p / f).is_file()]
+    atomic_write_json(enc_dir / ENCODER_HASHES, sha256_record(enc_dir, names))
+
+
+def _verify_encoders(enc_dir: Path, names: Sequence[str]) -> None:
+    pointer = enc_dir / ENCODER_HASHES
+    if not pointer.is_file():
+        raise CheckpointError(f"{pointer} is missing: the encoders in {enc_dir} cannot be verified (they were not "
+                              "written by 'asma pretrain')")
+    record = read_json(pointer)
+    wanted = [f"{n}/{f}" for n in names for f in _ENCODER_FILES]
+    if not isinstance(record, dict) or any(not isinstance(record.get(w), str) for w in wanted):
+        missing = [w for w in wanted if not isinstance(record, dict) or not isinstance(record.get(w), str)]
+        raise CheckpointError(f"{pointer} records no sha256 for {', '.join(missing)}; refusing unverified encoders")
+    verify_sha256(enc_dir, {w: record[w] for w in wanted})
+
+
+def check_encoder_config(meta: Any, cfg: TrainConfig, name: str, source: Path) -> None:
+    """An encoder's ``config.json`` (``meta``) must describe what the run's configuration
+    trained: the same backbone and backbone options, masking, stream and (synthetic data)
+    layout; catches the encoders of another run copied into this one.
+
+    Raises:
+        CheckpointError: naming ``source``, the field and both values.
+    """
+    if not isinstance(meta, dict) or not isinstance(meta.get("backbone"), dict) \
+            or not isinstance(meta["backbone"].get("name"), str) or not isinstance(meta.get("layout"), dict) \
+            or isinstance(meta.get("in_channels"), bool) or not isinstance(meta.get("in_channels"), int):
+        raise CheckpointError(f"{source}: expected the fields 'backbone' (with a 'name'), 'layout' and 'in_channels' "
+                              "written by 'asma pretrain'")
+    m = cfg.model
+    pairs = [("backbone", meta["backbone"]["name"], "model.backbone", m.backbone)]
+    pairs += [(f"backbone option {k!r}", meta["backbone"].get(k), f"model.backbone_cfg.{k}", v)
+              for k, v in m.backbone_cfg.items()]
+    pairs += [("masking", meta.get("masking"), f"model.encoders.{name}", m.encoders.get(name)),
+              ("stream", meta.get("stream"), "data.stream", cfg.data.stream)]
+    if cfg.data.dataset == "synthetic":
+        pairs.append(("layout", meta["layout"].get("name"), "data.layout", cfg.data.layout))
+    for what, theirs, key, ours in pairs:
+        if json.dumps(theirs) != json.dumps(ours):
+            raise CheckpointError(f"{source}: the encoder has {what} {theirs!r} but the run's config.json has "
+                                  f"{key}={ours!r}; these encoders were trained by another configuration")
+
+
 def load_encoders(run_dir: Path, cfg: TrainConfig) -> Dict[str, Backbone]:
-    """The pretrained encoders saved in ``run_dir/encoders`` (eval mode, config order).
+    """The pretrained encoders saved in ``run_dir/encoders`` (eval mode, config order), after
+    verifying their sha256 (``encoders/sha256.json``) and that they are the ones ``cfg``
+    describes (:func:`check_encoder_config`).
 
     Raises:
         ValueError: when there are none (the pretraining did not finish).
+        CheckpointError: modified files, encoders of another configuration, or weights that do
+            not fit their config.json (each names the file and both sides).
     """
-    enc_dir = run_dir / "encoders"
+    enc_dir = Path(run_dir) / "encoders"
     saved = {p.name for p in enc_dir.iterdir() if (p / "model.safetensors").is_file()} if enc_dir.is_dir() else set()
     names = [n for n in cfg.model.encoders if n in saved]
     if not names:
         raise ValueError(f"{enc_dir} holds no pretrained encoders; the pretraining of {run_dir} did not finish "
                          "(run 'asma pretrain' or 'asma train --resume')")
+    _verify_encoders(enc_dir, names)
     encoders = {}
     for name in names:
-        meta = read_json(enc_dir / name / "config.json")
+        source = enc_dir / name / "config.json"
+        meta = read_json(source)
+        check_encoder_config(meta, cfg, name, source)
         kwargs = {k: v for k, v in meta["backbone"].items() if k not in ("name", "in_channels")}
-        enc = create_backbone(meta["backbone"]["name"], skeleton_from_dict(meta["layout"]),
-                              meta["in_channels"], **kwargs)
-        enc.load_state_dict(load_tensors(enc_dir / name / "model.safetensors"))
+        try:
+            enc = create_backbone(meta["backbone"]["name"], skeleton_from_dict(meta["layout"]),
+                                  meta["in_channels"], **kwargs)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CheckpointError(f"{source}: cannot build the encoder it describes: {e}") from None
+        weights = enc_dir / name / "model.safetensors"
+        load_state_dict_checked(enc, load_tensors(weights), weights, f"the {meta['backbone']['name']} encoder "
+                                f"described by {source}")
         encoders[name] = enc.eval()
     return encoders
 
@@ -158,13 +226,10 @@ def load_weights(model: torch.nn.Module, path: Path, what: str) -> torch.nn.Modu
     """Load a safetensors state dict into ``model`` (returned in eval mode).
 
     Raises:
-        ValueError: naming the file and ``what`` it should fit when a key or shape differs.
+        CheckpointError: naming the file and ``what`` it should fit when it is damaged or a key
+            or shape differs.
     """
-    try:
-        model.load_state_dict(load_tensors(path))
-    except RuntimeError as e:
-        raise ValueError(f"{path} does not fit {what}: {str(e).splitlines()[0]}") from None
-    return model.eval()
+    return load_state_dict_checked(model, load_tensors(path), path, what).eval()
 
 
 def _resumable(directory: Path, resume: bool) -> bool:
@@ -172,4 +237,5 @@ def _resumable(directory: Path, resume: bool) -> bool:
 
 
 __all__ = ["RunContext", "downstream_data", "check_transfer", "load_encoders", "read_config", "open_run",
-           "read_status", "mark_done", "save_rows", "load_rows", "load_weights"]
+           "read_status", "mark_done", "save_rows", "load_rows", "load_weights", "record_encoder_hashes",
+           "check_encoder_config", "ENCODER_HASHES"]
