@@ -241,10 +241,9 @@ def _check_one(fmt: str, path: str) -> str:
         from asma.data.readers.kinect_v1 import read_utd_mhad
 
         return f"{read_utd_mhad(path).shape[0]} frames"
-    from asma.data.readers import pose_json as pj
+    from asma.data.readers import read_coco_keypoints_json, read_kinetics_json, read_mediapipe_json
 
-    reader = {"kinetics": pj.read_kinetics_json, "coco": pj.read_coco_keypoints_json,
-              "mediapipe": pj.read_mediapipe_json}[fmt]
+    reader = {"kinetics": read_kinetics_json, "coco": read_coco_keypoints_json, "mediapipe": read_mediapipe_json}[fmt]
     s = reader(path)
     return f"{s.num_frames} frames, up to {s.max_people} people, layout {s.layout}"
 

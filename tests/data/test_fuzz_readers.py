@@ -20,8 +20,10 @@ from asma.data.readers.kinect_v1 import read_msr_skeleton, read_utkinect_joints,
 from asma.data.readers.matlab import read_mat_v5
 from asma.data.readers.ntu import format_ntu_skeleton, ntu_to_array, read_ntu_skeleton
 from asma.data.readers.pkummd import read_pku_labels, read_pku_sequence
-from asma.data.readers.pose_json import (pose_to_clip, read_coco_keypoints_json, read_kinetics_json,
-                                         read_mediapipe_json)
+from asma.data.readers.coco import read_coco_keypoints_json
+from asma.data.readers.kinetics import read_kinetics_json
+from asma.data.readers.mediapipe import read_mediapipe_json
+from asma.data.readers.pose_json import pose_to_clip
 from asma.data.splits import read_pku_split_file
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,

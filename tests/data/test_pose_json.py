@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from asma.data.errors import DataFormatError, EmptySequenceError
-from asma.data.readers.pose_json import (load_kinetics_skeleton, mediapipe_to_sequence, pose_to_clip,
-                                         read_coco_keypoints_json, read_kinetics_json, read_mediapipe_json,
-                                         read_openpose_frames)
+from asma.data.readers.coco import read_coco_keypoints_json
+from asma.data.readers.kinetics import load_kinetics_skeleton, read_kinetics_json, read_openpose_frames
+from asma.data.readers.mediapipe import mediapipe_to_sequence, read_mediapipe_json
+from asma.data.readers.pose_json import pose_to_clip
 
 
 @pytest.fixture

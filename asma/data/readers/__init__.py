@@ -9,8 +9,10 @@ from .matlab import read_mat_v5
 from .ntu import (NTU60_CLASS_NAMES, NTU120_CLASS_NAMES, NtuSkeletonFile, format_ntu_skeleton, ntu_to_array,
                   parse_ntu_name, read_missing_list, read_ntu_clip, read_ntu_skeleton)
 from .pkummd import (PKU_CLASS_NAMES, cut_pku_clips, parse_pku_name, read_pku_labels, read_pku_sequence)
-from .pose_json import (PoseSequence, load_kinetics_skeleton, mediapipe_to_sequence, pose_to_clip,
-                        read_coco_keypoints_json, read_kinetics_json, read_mediapipe_json, read_openpose_frames)
+from .coco import read_coco_keypoints_json
+from .kinetics import load_kinetics_skeleton, read_kinetics_json, read_openpose_frames
+from .mediapipe import mediapipe_to_sequence, read_mediapipe_json
+from .pose_json import PoseLimits, PoseSequence, pose_to_clip
 
 __all__ = [
     "read_ntu_skeleton", "read_ntu_clip", "ntu_to_array", "parse_ntu_name", "read_missing_list",
@@ -18,6 +20,6 @@ __all__ = [
     "read_pku_sequence", "read_pku_labels", "cut_pku_clips", "parse_pku_name", "PKU_CLASS_NAMES",
     "read_utkinect_joints", "read_utkinect_labels", "utkinect_clips", "load_utkinect", "utkinect_cross_subject",
     "read_msr_skeleton", "read_utd_mhad", "read_mat_v5",
-    "PoseSequence", "read_kinetics_json", "read_openpose_frames", "read_coco_keypoints_json",
+    "PoseLimits", "PoseSequence", "read_kinetics_json", "read_openpose_frames", "read_coco_keypoints_json",
     "read_mediapipe_json", "mediapipe_to_sequence", "pose_to_clip", "load_kinetics_skeleton",
 ]
