@@ -70,6 +70,8 @@ def read_json(path: PathLike) -> Any:
         raise FileNotFoundError(f"missing file: {path}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} line {e.lineno}: invalid JSON ({e.msg})") from None
+    except RecursionError:  # e.g. 100,000 nested brackets in a downloaded config.json
+        raise ValueError(f"{path}: JSON nested too deeply") from None
 
 
 def save_tensors(path: PathLike, tensors: Mapping[str, Tensor], metadata: Optional[Dict[str, str]] = None) -> None:
