@@ -7,11 +7,11 @@ Publish::
     save_pretrained(model, cfg, "out/ntu60-student")
     sha = push_to_hub("out/ntu60-student", "my-org/asma-ntu60-student", tag="v1.0")
 
-Use::
+Use (:func:`asma.create_model`, the one entry point)::
 
-    from asma.zoo import load_from_hub
-    model, cfg = load_from_hub("hf-hub:my-org/asma-ntu60-student@v1.0")
-    logits = model(cfg.preprocess(joints))
+    import asma
+    model = asma.create_model("hf-hub:my-org/asma-ntu60-student@v1.0", pretrained=True)
+    logits = model(model.pretrained_cfg.preprocess(joints))
 
 From a finished run: ``export_run(run_dir, "student", "out/student")`` (``asma zoo export``).
 
@@ -28,8 +28,9 @@ _EXPORTS = {
               "check_compatible", "save_pretrained", "load_pretrained", "load_state", "model_card"],
     "hub": ["push_to_hub", "pull", "load_from_hub", "commit_of", "parse_model_name", "ModelRef"],
     "export": ["export_run", "exportable"],
-    "registry": ["ZooEntry", "ZooError", "UnknownModelError", "list_models", "resolve", "register_model",
-                 "unregister_model", "read_manifest", "write_manifest"],
+    "registry": ["ZooEntry", "ZooError", "UnknownModelError", "list_entries", "resolve", "add_entry",
+                 "remove_entry", "read_manifest", "write_manifest"],
+    "factory": ["create_model", "list_models"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

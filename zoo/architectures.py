@@ -151,10 +151,25 @@ def _backbone_config(b: Backbone) -> Dict[str, Any]:
     return cfg
 
 
-def config_for_model(model: nn.Module, kind: Optional[str] = None, **fields: Any) -> PretrainedConfig:
+def model_costs(model: nn.Module, config: PretrainedConfig) -> Dict[str, Any]:
+    """``{"num_params", "gflops"}`` of ``model`` (all parameters; one forward pass on a zero clip
+    of ``config.input_shape()``, :func:`asma.models.count_flops`).
+
+    Shapes:
+        - the clip: :math:`(1, C, T, V, M)` (``T``/``M`` default to 50/2 when not fixed)
+    """
+    from asma.models.registry import count_flops
+    x = torch.zeros(config.input_shape())
+    return {"num_params": sum(p.numel() for p in model.parameters()),
+            "gflops": round(count_flops(model, x) / 1e9, 4)}
+
+
+def config_for_model(model: nn.Module, kind: Optional[str] = None, costs: bool = True,
+                     **fields: Any) -> PretrainedConfig:
     """A :class:`PretrainedConfig` describing ``model``: ``kind`` (inferred unless it is a
     student), ``backbone``, ``layout``, ``in_channels`` and ``num_classes`` / ``head`` are taken
-    from the model; ``fields`` give the rest (``class_names``, ``stream``, ``metrics``, ...)."""
+    from the model, ``num_params`` / ``gflops`` measured on it (``costs=True``, see
+    :func:`model_costs`); ``fields`` give the rest (``class_names``, ``stream``, ``metrics``, ...)."""
     kinds = _model_kinds(model)
     kind = kind or kinds[0]
     if kind not in kinds:
@@ -168,7 +183,11 @@ def config_for_model(model: nn.Module, kind: Optional[str] = None, **fields: Any
         attn = model.align.theta_to_phi
         base["head"] = {"type": "alignment", "num_heads": attn.num_heads, "dropout": float(attn.dropout)}
     base.update(fields)
-    return PretrainedConfig(**base)
+    config = PretrainedConfig(**base)
+    if costs:
+        for k, v in model_costs(model, config).items():
+            setattr(config, k, v)
+    return config
 
 
 def build_model(config: PretrainedConfig) -> nn.Module:
@@ -207,7 +226,7 @@ def check_compatible(model: nn.Module, config: PretrainedConfig, source: str = "
         raise ValueError(f"{source} holds a {config.kind} but the model is a {type(model).__name__} ({'/'.join(kinds)})")
     b = _backbones(model)[0]
     try:
-        have = config_for_model(model, kind=config.kind, class_names=[])
+        have = config_for_model(model, kind=config.kind, costs=False, class_names=[])
     except ConfigError as e:
         raise ValueError(f"the model cannot be described by a config: {e}") from None
     problems = []

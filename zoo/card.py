@@ -31,9 +31,9 @@ asma zoo pull {{ name }}
 ```
 
 ```python
-from asma.zoo import load_from_hub
-model, config = load_from_hub("{{ hub_name }}")
-logits = model(config.preprocess(joints))   # joints: (N, {{ in_channels }}, T, {{ num_joints }}, M)
+import asma
+model = asma.create_model("{{ hub_name }}", pretrained=True)
+logits = model(model.pretrained_cfg.preprocess(joints))   # joints: (N, {{ in_channels }}, T, {{ num_joints }}, M)
 ```
 
 ## Model
@@ -106,8 +106,13 @@ def model_card(config: PretrainedConfig, repo_id: Optional[str] = None):
             ("layout", f"{config.layout_name} ({config.num_joints} joints)"),
             ("input channels", f"{config.in_channels} ({config.num_coords} coordinates)"),
             ("stream", config.stream), ("frames", config.num_frames or "any"),
+            ("input (C, T, V, M)", ", ".join("any" if v is None else str(v) for v in config.input_spec.values())),
             ("classes", config.num_classes or "-"), ("dataset", config.dataset or "-"),
+            ("parameters", f"{config.num_params:,}" if config.num_params else "-"),
+            ("GFLOPs per clip", f"{config.gflops:g}" if config.gflops is not None else "-"),
             ("asma version", config.asma_version)]
+    if config.source:
+        rows.append(("source", f"`{json.dumps(config.source, sort_keys=True)}`"))
     if config.base_model:
         rows.append(("teacher (base model)", config.base_model))
     return ModelCard.from_template(

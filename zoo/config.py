@@ -39,6 +39,13 @@ callable that turns prepared joint coordinates into the model's input stream.
 ``base_model``            for a distilled student: the teacher's ``org/name`` repository
 ``training``              free-form record of how it was trained (masking strategies, epochs, ...)
 ``description``           one-paragraph description for the model card
+``num_params``            parameters of the whole model (frozen ones included)
+``gflops``                GFLOPs of one forward pass on one clip of :meth:`PretrainedConfig.input_shape`
+                          (:func:`asma.models.count_flops`: 2 per multiply-accumulate)
+``source``                where the weights come from, free-form (a run directory and model, an imported
+                          checkpoint's repository/commit/path/sha256, ...)
+``weights_sha256``        sha256 of every weight file of the folder, ``{file name: hex}``; written by
+                          ``save_pretrained``, verified on every load
 ========================  ==========================================================================
 
 The schema constants, :class:`ConfigError` and the field checks live in :mod:`asma.zoo.schema`,
@@ -98,6 +105,10 @@ class PretrainedConfig:
     base_model: Optional[str] = None
     training: Dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    num_params: Optional[int] = None
+    gflops: Optional[float] = None
+    source: Dict[str, Any] = field(default_factory=dict)
+    weights_sha256: Dict[str, str] = field(default_factory=dict, compare=False)
     format_version: int = FORMAT_VERSION
     #: Where the model came from (``{"repo_id", "revision", "commit", "path"}``), set by
     #: :func:`asma.zoo.hub.load_from_hub`; never written to ``config.json``.
@@ -145,6 +156,11 @@ class PretrainedConfig:
     def backbone_kwargs(self) -> Dict[str, Any]:
         """The backbone's keyword options (``backbone`` without ``name``)."""
         return {k: v for k, v in self.backbone.items() if k != "name"}
+
+    @property
+    def input_spec(self) -> Dict[str, Optional[int]]:
+        """The input a clip must have, ``{"C", "T", "V", "M"}`` (``T``/``M``: ``None`` when not fixed)."""
+        return {"C": self.in_channels, "T": self.num_frames, "V": self.num_joints, "M": self.num_persons}
 
     def input_shape(self, batch: int = 1) -> tuple:
         """Expected input shape ``(N, C, T, V, M)`` (``T``/``M`` default to 50/2 when unknown)."""

@@ -40,20 +40,26 @@ def exportable(run_dir: PathLike) -> List[str]:
     return names
 
 
-def export_run(run_dir: PathLike, what: str, out_dir: PathLike, *, license: str = "unknown",
-               description: Optional[str] = None, paper: Optional[str] = None,
-               base_model: Optional[str] = None) -> PretrainedConfig:
-    """Write the model ``what`` of a finished run as a zoo folder (``config.json``,
-    ``model.safetensors``, ``README.md``) in ``out_dir``.
+def default_export(run_dir: PathLike) -> str:
+    """The model a bare run directory names (``create_model(RUN)``): its distilled student
+    (``student``, else ``student-ft``).
 
-    The config records the layout, channels, stream, clip size, class names, head, the (downstream)
-    dataset, the metrics of the model's ``results.json`` row as ``{"<dataset>/<stage>": {"top1",
-    "top5"}}``, the data's preprocessing (a prepared store's ``info.json`` entry, or a note for
-    the synthetic data) and a training record (masking, epochs, tau, teacher kind, seed).
+    Raises:
+        ValueError: the run has no distilled student (lists the models it does hold).
+    """
+    held = exportable(run_dir)
+    for what in _STUDENTS:
+        if what in held:
+            return what
+    options = ", ".join(f"{run_dir}:{w}" for w in held) or "none (the run has no finished stage)"
+    raise ValueError(f"{run_dir} has no distilled student (run 'asma distill --run-dir {run_dir}'); "
+                     f"name one of its models instead: {options}")
 
-    Args:
-        what: ``student``, ``student-ft``, ``teacher``, ``classifier-<encoder>`` or ``encoder-<name>``.
-        base_model: for a student, the Hub repository ``org/name`` of its teacher.
+
+def build_export(run_dir: PathLike, what: str, *, license: str = "unknown", description: Optional[str] = None,
+                 paper: Optional[str] = None, base_model: Optional[str] = None) -> Tuple[nn.Module, PretrainedConfig]:
+    """The model ``what`` of a finished run, in memory: ``(model, config)`` with the model in eval
+    mode and ``config`` what :func:`export_run` writes (see there for ``what`` and the fields).
 
     Raises:
         ValueError: unknown ``what`` (lists the run's models), or a stage the run has not
@@ -78,10 +84,36 @@ def export_run(run_dir: PathLike, what: str, out_dir: PathLike, *, license: str 
     else:
         raise ValueError(f"unknown model {what!r}; {run} holds: {', '.join(exportable(run)) or 'none'} "
                          "(student, student-ft, teacher, classifier-<encoder>, encoder-<name>)")
-    from .model import config_for_model, save_pretrained
+    from .model import config_for_model
     kind, summary = fields.pop("kind"), fields.pop("summary")
-    config = config_for_model(model, kind=kind, license=license, paper=paper, base_model=base_model,
-                              description=description or summary, **fields)
+    config = config_for_model(model.eval(), kind=kind, license=license, paper=paper, base_model=base_model,
+                              description=description or summary, source={"run": str(run), "model": what},
+                              **fields)
+    return model, config
+
+
+def export_run(run_dir: PathLike, what: str, out_dir: PathLike, *, license: str = "unknown",
+               description: Optional[str] = None, paper: Optional[str] = None,
+               base_model: Optional[str] = None) -> PretrainedConfig:
+    """Write the model ``what`` of a finished run as a zoo folder (``config.json``,
+    ``model.safetensors``, ``README.md``) in ``out_dir``.
+
+    The config records the layout, channels, stream, clip size, class names, head, the (downstream)
+    dataset, the metrics of the model's ``results.json`` row as ``{"<dataset>/<stage>": {"top1",
+    "top5"}}``, the data's preprocessing (a prepared store's ``info.json`` entry, or a note for
+    the synthetic data), a training record (masking, epochs, tau, teacher kind, seed), the
+    parameter count and GFLOPs per clip, and ``source`` (the run and ``what``).
+
+    Args:
+        what: ``student``, ``student-ft``, ``teacher``, ``classifier-<encoder>`` or ``encoder-<name>``.
+        base_model: for a student, the Hub repository ``org/name`` of its teacher.
+
+    Raises:
+        ValueError: as :func:`build_export`.
+    """
+    from .model import save_pretrained
+    model, config = build_export(run_dir, what, license=license, description=description, paper=paper,
+                                 base_model=base_model)
     save_pretrained(model, config, out_dir)
     return config
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any, Dict, Optional
+import re
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 import asma
 
@@ -21,7 +22,9 @@ STREAMS = ("joint", "bone", "motion")
 #: The files of a published model (what is uploaded and downloaded; nothing else is fetched).
 MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "README.md")
 #: Version of the ``config.json`` schema written by this code.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LAYOUT_KEYS = ("num_joints", "edges", "joint_names", "center", "flip_perm", "bone_pairs")
 
 
@@ -83,12 +86,25 @@ def _layout_problem(d: Dict[str, Any]) -> Optional[str]:
 
 def validate_config(cfg: "PretrainedConfig", source: Optional[str] = None) -> "PretrainedConfig":
     """Check every field of ``cfg`` and normalise it in place; returns ``cfg``
-    (the body of :meth:`PretrainedConfig.validate`)."""
+    (the body of :meth:`PretrainedConfig.validate`).
+
+    Raises:
+        ConfigError: ``"<source>: field '<name>': <problem>"``.
+    """
     src = source or "PretrainedConfig"
 
     def fail(name: str, problem: str) -> None:
         raise ConfigError(f"{src}: field {name!r}: {problem}")
 
+    _check_bounds(cfg, fail)
+    _check_architecture(cfg, fail)
+    _check_head(cfg, fail)
+    _check_metadata(cfg, fail)
+    return cfg
+
+
+def _check_architecture(cfg: "PretrainedConfig", fail: Callable[[str, str], None]) -> None:
+    """``kind``, ``backbone``, ``in_channels``, ``layout``, ``num_coords``, ``stream``, clip size."""
     if cfg.kind not in KINDS:
         fail("kind", f"expected one of {', '.join(KINDS)}, got {cfg.kind!r}")
     if not isinstance(cfg.backbone, dict) or not isinstance(cfg.backbone.get("name"), str) \
@@ -122,6 +138,10 @@ def validate_config(cfg: "PretrainedConfig", source: Optional[str] = None) -> "P
         v = getattr(cfg, name)
         if v is not None and (not _is_int(v) or v < 1):
             fail(name, f"expected a positive integer or null, got {v!r}")
+
+
+def _check_head(cfg: "PretrainedConfig", fail: Callable[[str, str], None]) -> None:
+    """The free-form objects, ``class_names`` / ``num_classes`` and the head of the kind."""
     for name in ("preprocessing", "training", "head"):
         if not isinstance(getattr(cfg, name), dict):
             fail(name, f"expected an object, got {type(getattr(cfg, name)).__name__}")
@@ -149,6 +169,10 @@ def validate_config(cfg: "PretrainedConfig", source: Optional[str] = None) -> "P
             fail("head", f"num_heads must be a positive integer, got {cfg.head.get('num_heads')!r}")
     elif cfg.kind in ("classifier", "student") and cfg.head.get("type") != "linear":
         fail("head", f"a {cfg.kind}'s head type is 'linear', got {cfg.head.get('type')!r}")
+
+
+def _check_metadata(cfg: "PretrainedConfig", fail: Callable[[str, str], None]) -> None:
+    """Licence, metrics, references, costs, source and versions."""
     if not isinstance(cfg.license, str) or not cfg.license:
         fail("license", "expected a licence identifier such as 'apache-2.0', 'other' or 'unknown'")
     if not isinstance(cfg.metrics, dict):
@@ -166,6 +190,21 @@ def validate_config(cfg: "PretrainedConfig", source: Optional[str] = None) -> "P
             fail(name, f"expected a non-empty string or null, got {v!r}")
     if cfg.base_model is not None and cfg.base_model.count("/") != 1:
         fail("base_model", f"expected a Hub repository id 'org/name', got {cfg.base_model!r}")
+    if cfg.num_params is not None and (not _is_int(cfg.num_params) or cfg.num_params < 1):
+        fail("num_params", f"expected a positive integer or null, got {cfg.num_params!r}")
+    if cfg.gflops is not None:
+        if isinstance(cfg.gflops, bool) or not isinstance(cfg.gflops, (int, float)) \
+                or not math.isfinite(cfg.gflops) or cfg.gflops < 0:
+            fail("gflops", f"expected a non-negative number or null, got {cfg.gflops!r}")
+        cfg.gflops = float(cfg.gflops)
+    if not isinstance(cfg.source, dict):
+        fail("source", f"expected an object, got {type(cfg.source).__name__}")
+    cfg.source = _jsonable(cfg.source)
+    hashes = cfg.weights_sha256
+    if not isinstance(hashes, dict) or not all(
+            isinstance(k, str) and _SAFE_FILE.match(k) and ".." not in k and isinstance(v, str) and _SHA256.match(v)
+            for k, v in hashes.items()):
+        fail("weights_sha256", "expected {\"<file>.safetensors\": \"<64 lowercase hex>\"} with plain file names")
     if not isinstance(cfg.asma_version, str):
         fail("asma_version", f"expected a string, got {cfg.asma_version!r}")
     if not isinstance(cfg.description, str):
@@ -175,4 +214,39 @@ def validate_config(cfg: "PretrainedConfig", source: Optional[str] = None) -> "P
     if cfg.format_version > FORMAT_VERSION:
         fail("format_version", f"written with format {cfg.format_version} by asma {cfg.asma_version}; "
                                f"this asma ({asma.__version__}) reads format <= {FORMAT_VERSION}: upgrade asma")
-    return cfg
+
+
+#: Upper bounds checked before a model is built from a (possibly downloaded) config, so that a
+#: hostile ``config.json`` cannot ask the allocator for terabytes. The paper's models are far
+#: below them (widths 16-256, 3 channels, 25 joints, 60-120 classes); raise them here if needed.
+LIMITS = {"width": 1024, "list_length": 256, "in_channels": 64, "num_classes": 100_000, "num_joints": 512,
+          "num_frames": 100_000, "num_persons": 64, "num_heads": 64, "depth": 16}
+
+
+def _check_bounds(cfg: "PretrainedConfig", fail: Callable[[str, str], None]) -> None:
+    """Sizes and nesting within :data:`LIMITS` (integers in ``backbone`` / ``head`` are widths)."""
+    def walk(name: str, v: Any, depth: int = 0) -> None:
+        if depth > LIMITS["depth"]:
+            fail(name, f"nested deeper than {LIMITS['depth']} levels")
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(name, x, depth + 1)
+        elif isinstance(v, list):
+            if len(v) > LIMITS["list_length"] and name in ("backbone", "head"):
+                fail(name, f"a list of {len(v)} items (at most {LIMITS['list_length']})")
+            for x in v:
+                walk(name, x, depth + 1)
+        elif _is_int(v) and name in ("backbone", "head") and abs(v) > LIMITS["width"]:
+            fail(name, f"option value {v} exceeds the width limit {LIMITS['width']} (asma.zoo.schema.LIMITS)")
+
+    for name in ("backbone", "head", "preprocessing", "training", "source", "metrics"):
+        walk(name, getattr(cfg, name))
+    layout = cfg.layout if isinstance(cfg.layout, dict) else {}
+    for name, value in (("in_channels", cfg.in_channels), ("num_classes", cfg.num_classes),
+                        ("num_frames", cfg.num_frames), ("num_persons", cfg.num_persons),
+                        ("layout", layout.get("num_joints"))):
+        limit = LIMITS["num_joints" if name == "layout" else name]
+        if _is_int(value) and value > limit:
+            fail(name, f"{value} exceeds the limit {limit} (asma.zoo.schema.LIMITS)")
+    if isinstance(cfg.class_names, list) and len(cfg.class_names) > LIMITS["num_classes"]:
+        fail("class_names", f"{len(cfg.class_names)} names exceed the limit {LIMITS['num_classes']}")

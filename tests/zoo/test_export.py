@@ -138,3 +138,19 @@ def test_cli_export(run, tmp_path):
                                  str(tmp_path / "ft")])
     assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output
     assert "distill-ft/student.safetensors does not exist" in r.output and "--teacher finetune" in r.output
+
+
+def test_create_model_builds_a_runs_models_in_memory(run):
+    import asma
+    from asma.train.pipeline import finetuned_teacher, load_student
+    clips = run["clips"]
+    student = asma.create_model(str(run["dir"]), pretrained=True)  # a bare run: its student
+    assert not student.training and student.pretrained_cfg.kind == "student"
+    assert student.pretrained_cfg.source == {"run": str(run["dir"]), "model": "student"}
+    teacher = asma.create_model(f"{run['dir']}:teacher", pretrained=True)
+    x = student.pretrained_cfg.preprocess(clips)
+    with torch.no_grad():
+        assert torch.equal(student(x), load_student(run["dir"], "distill")(x))
+        assert torch.equal(teacher(x), finetuned_teacher(run["ctx"])(x))
+    with pytest.raises(ValueError, match="unknown model 'nope'.*holds: student"):
+        asma.create_model(f"{run['dir']}:nope")

@@ -27,8 +27,25 @@ def test_json_round_trip(tmp_path, classifier_config):
     data = json.loads(path.read_text())
     assert data["kind"] == "classifier" and data["num_classes"] == 5 and data["head"] == {"type": "linear"}
     assert data["backbone"] == {"name": "stgcn", "hidden_channels": 4, "out_channels": 16}
-    assert data["layout"]["num_joints"] == 25 and data["format_version"] == 1 and "origin" not in data
+    assert data["layout"]["num_joints"] == 25 and data["format_version"] == 2 and "origin" not in data
     assert back.skeleton().same_as(get_layout("ntu25"))
+
+
+def test_costs_are_measured(classifier, classifier_config):
+    from asma.models import count_flops
+    assert classifier_config.num_params == sum(p.numel() for p in classifier.parameters())
+    flops = count_flops(classifier, torch.zeros(1, 3, 16, 25, 2))
+    assert classifier_config.gflops == round(flops / 1e9, 4) and classifier_config.gflops > 0
+    assert classifier_config.input_spec == {"C": 3, "T": 16, "V": 25, "M": 2}
+
+
+def test_format_1_files_still_load(tmp_path, classifier_config):
+    data = classifier_config.to_dict()
+    for k in ("num_params", "gflops", "source"):
+        del data[k]
+    data["format_version"] = 1
+    back = PretrainedConfig.from_dict(data)
+    assert back.num_params is None and back.gflops is None and back.source == {} and back.format_version == 1
 
 
 def test_defaults_are_derived():

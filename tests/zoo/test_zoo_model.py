@@ -134,3 +134,62 @@ def test_config_for_model_rejects_wrong_kind(make_backbone):
     with pytest.raises(ValueError, match="published as kind encoder, not 'teacher'"):
         config_for_model(make_backbone(), kind="teacher")
     assert isinstance(config_for_model(make_backbone()), PretrainedConfig)
+
+
+# ---------------------------------------------------------------------- asma.create_model
+def _sha256(path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_create_model_from_a_folder(saved, classifier, classifier_config, clips):
+    import asma
+    model = asma.create_model(str(saved), pretrained=True)
+    assert not model.training and model.pretrained_cfg == classifier_config
+    cfg = model.pretrained_cfg
+    assert cfg.num_params == sum(p.numel() for p in classifier.parameters()) and cfg.gflops > 0
+    assert cfg.input_spec == {"C": 3, "T": 16, "V": 25, "M": 2} and cfg.license == "cc-by-nc-4.0"
+    with torch.no_grad():
+        assert torch.equal(model(cfg.preprocess(clips)), classifier(classifier_config.preprocess(clips)))
+    fresh = asma.create_model(str(saved))  # pretrained=False: the architecture, freshly initialised
+    assert isinstance(fresh, SkeletonClassifier) and not hasattr(fresh, "pretrained_cfg")
+    assert fresh.state_dict().keys() == model.state_dict().keys()
+    with torch.no_grad():
+        assert not torch.equal(fresh.eval()(clips), model(clips))
+    with pytest.raises(TypeError, match="unexpected option.*hidden_channels"):
+        asma.create_model(str(saved), pretrained=True, hidden_channels=8)
+
+
+def test_create_model_from_a_folder_without_costs(tmp_path, saved, classifier, clips):
+    import asma
+    data = json.loads((saved / "config.json").read_text())
+    for k in ("num_params", "gflops", "source"):
+        del data[k]
+    data["format_version"] = 1  # written by an older asma: the costs are measured on load
+    (saved / "config.json").write_text(json.dumps(data))
+    model = asma.create_model(str(saved), pretrained=True)
+    assert model.pretrained_cfg.num_params == sum(p.numel() for p in classifier.parameters())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty is neither a model folder"):
+        asma.create_model(str(tmp_path / "empty"))
+
+
+def test_create_model_from_the_hub_and_an_alias(hub, saved, classifier, clips, tmp_path):
+    import asma
+    from asma.zoo import push_to_hub
+    sha = push_to_hub(saved, "org/tiny", endpoint=hub.url, tag="v1")
+    opts = {"endpoint": hub.url, "cache_dir": tmp_path / "cache"}
+    model = asma.create_model("hf-hub:org/tiny@v1", pretrained=True, **opts)
+    with torch.no_grad():
+        assert torch.equal(model(clips), classifier(clips))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"format_version": 2, "models": {"tiny-test": {"kind": "classifier", "hub": {
+        "repo_id": "org/tiny", "revision": "v1", "sha256": {"model.safetensors": _sha256(saved / "model.safetensors")}}}}}))
+    assert "tiny-test" in asma.list_models("tiny*", pretrained=True, manifests=[manifest])
+    aliased = asma.create_model("tiny-test", pretrained=True, manifests=[manifest], **opts)
+    assert not aliased.training and aliased.pretrained_cfg.num_classes == 5
+    assert sha in str(list((tmp_path / "cache").glob("models--org--tiny/snapshots/*"))[0])
+    with torch.no_grad():
+        assert torch.equal(aliased(clips), classifier(clips))
+    with pytest.raises(KeyError, match="unknown model 'tiny-tset'.*did you mean tiny-test"):
+        asma.create_model("tiny-tset", manifests=[manifest])
