@@ -210,16 +210,27 @@ def distill(run_dir, layers, resume, no_progress, device, **options) -> None:
 
 @main.command()
 @_RUN_DIR
-@click.option("--over", "what", type=click.Choice(["tau", "layers"]), required=True,
-              help="Temperature (Fig. 4 left) or student depth (Fig. 4 right).")
+@click.option("--over", "what", type=click.Choice(["tau", "layers", "pairings", "n_joints", "n_frames"]),
+              required=True, help="Temperature (Fig. 4 left) or student depth (Fig. 4 right); or pretrain once "
+              "per masking pairing (Fig. 3) or per masked-joint/frame count (Table 7).")
 @click.option("--values", default=None, metavar="V1,V2,..",
-              help="Default: tau 1,2,4,6,8,9,10; layers 2,3,4,5,6,7.")
+              help="Default: tau 1,2,4,6,8,9,10; layers 2,3,4,5,6,7; pairings all nine SPATIAL-TEMPORAL "
+              "of random/high/low (e.g. low-high); n_joints 7,8,9,10; n_frames 7,8,9,10,11.")
+@click.option("--seeds", default=None, metavar="S1,S2,..",
+              help="pairings/n_joints/n_frames: one run per seed, mean ± std [0].")
 @click.option("--teacher", default=None, type=click.Choice(["linear", "finetune"]), help="[run config]")
-@click.option("--epochs", default=None, type=int, help="Distillation epochs per value [run config].")
+@click.option("--epochs", default=None, type=int,
+              help="Distillation (tau, layers) or pretraining epochs per value [run config].")
 @click.option("--tau", default=None, type=float, help="Fixed tau of a depth sweep [run config].")
 @_DEVICE
-def sweep(run_dir, what, values, device, **options) -> None:
-    """Distil the run's teacher once per value of tau or of the student depth (Fig. 4)."""
+def sweep(run_dir, what, values, device, seeds, **options) -> None:
+    """Distil the run's teacher once per value of tau or of the student depth (Fig. 4), or
+    pretrain + linear-probe once per masking setting with the run's config (Fig. 3, Table 7)."""
+    if what in ("pairings", "n_joints", "n_frames"):
+        from .ablation import run_ablation
+        return run_ablation(run_dir, what, values, seeds, options["epochs"], device, console)
+    if seeds:
+        raise ValueError("--seeds applies to --over pairings, n_joints or n_frames")
     from asma.train.distill import DEFAULT_DEPTHS, DEFAULT_TAUS
     from asma.train.engine import is_main_process
     from asma.train.stages import sweep_run

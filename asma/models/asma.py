@@ -37,6 +37,8 @@ class ASMa(nn.Module):
         n_joints, n_frames: masked joints and frames (paper: 9, 10).
         frame_mode: ``"drop"`` or ``"zero"`` masked frames.
         num_coords: coordinate channels for motion scores.
+        shared_projector: one projector :math:`p(\cdot)` for every encoder (Algorithm 1 line 12
+            read literally) instead of one per encoder (default).
 
     Shapes:
         - **anchor**, **view_j**, **view_m**: :math:`(B, C, T, V, M)`
@@ -47,7 +49,8 @@ class ASMa(nn.Module):
                  backbone: str = "stgcn", backbone_cfg: Optional[Mapping[str, Any]] = None,
                  projector: Sequence[int] = (6144, 6144, 6144), lambda_: float = 2e-4,
                  encoders: Optional[Mapping[str, Sequence[str]]] = None, n_joints: int = 9,
-                 n_frames: int = 10, frame_mode: str = "drop", num_coords: Optional[int] = None):
+                 n_frames: int = 10, frame_mode: str = "drop", num_coords: Optional[int] = None,
+                 shared_projector: bool = False):
         super().__init__()
         self.layout = get_layout(layout)
         encoders = dict(encoders or DEFAULT_ENCODERS)
@@ -56,7 +59,9 @@ class ASMa(nn.Module):
         self.encoders = nn.ModuleDict({k: create_backbone(backbone, self.layout, in_channels, **dict(backbone_cfg or {}))
                                        for k in encoders})
         dim = next(iter(self.encoders.values())).out_dim
-        self.projectors = nn.ModuleDict({k: Projector(dim, projector) for k in encoders})
+        self.shared_projector = shared_projector
+        self.projectors = nn.ModuleDict({"shared": Projector(dim, projector)} if shared_projector
+                                        else {k: Projector(dim, projector) for k in encoders})
         degree = self.layout.degree()
         self.specs = {k: MaskSpec(s, t, n_joints, n_frames, frame_mode) for k, (s, t) in encoders.items()}
         for spec in self.specs.values():
@@ -69,7 +74,7 @@ class ASMa(nn.Module):
 
     def _encode(self, name: str, *views: Tensor) -> Tuple[Tensor, ...]:
         # Views of equal shape share one forward pass (one batch of 2B or 3B is faster on CPU).
-        enc, proj = self.encoders[name], self.projectors[name]
+        enc, proj = self.encoders[name], self.projectors["shared" if self.shared_projector else name]
         out: list = [None] * len(views)
         groups: Dict[Tuple[int, ...], list] = {}
         for i, v in enumerate(views):

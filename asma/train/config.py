@@ -40,6 +40,10 @@ class ModelConfig:
     n_frames: int = 10
     frame_mode: str = "drop"
     encoders: Dict[str, List[str]] = field(default_factory=lambda: {"theta": ["high", "low"], "phi": ["low", "high"]})
+    # Literal readings of Algorithm 1, for ablations (docs/fidelity.md): "raw" feeds the
+    # un-augmented x as the anchor (line 11); shared_projector uses one p(.) for both encoders (line 12).
+    anchor: str = "augmented"
+    shared_projector: bool = False
 
 
 @dataclass

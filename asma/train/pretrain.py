@@ -26,7 +26,8 @@ def build_model(cfg: TrainConfig, layout, in_channels: int, num_coords: Optional
     m = cfg.model
     return ASMa(layout, in_channels, backbone=m.backbone, backbone_cfg=m.backbone_cfg,
                 projector=m.projector, lambda_=m.lambda_bt, encoders=m.encoders,
-                n_joints=m.n_joints, n_frames=m.n_frames, frame_mode=m.frame_mode, num_coords=num_coords)
+                n_joints=m.n_joints, n_frames=m.n_frames, frame_mode=m.frame_mode, num_coords=num_coords,
+                shared_projector=m.shared_projector)
 
 
 def check_pretrain_inputs(cfg: TrainConfig, train: SkeletonArrays) -> None:
@@ -43,10 +44,15 @@ def check_pretrain_inputs(cfg: TrainConfig, train: SkeletonArrays) -> None:
         raise ValueError(f"model.n_frames={cfg.model.n_frames} must be smaller than the clip length T={t}")
     if cfg.model.n_joints >= v:
         raise ValueError(f"model.n_joints={cfg.model.n_joints} must be smaller than the number of joints V={v}")
+    if cfg.model.anchor not in ("augmented", "raw"):
+        raise ValueError(f"model.anchor must be 'augmented' or 'raw', got {cfg.model.anchor!r}")
 
 
-def batch_views(x: torch.Tensor, augment: Augment, g: torch.Generator):
-    """Anchor x, x' (for joint masks) and x-hat (for frame masks): three independent augmentations."""
+def batch_views(x: torch.Tensor, augment: Augment, g: torch.Generator, raw_anchor: bool = False):
+    """Anchor x, x' (for joint masks) and x-hat (for frame masks): three independent augmentations,
+    or with ``raw_anchor`` the un-augmented x as the anchor (Algorithm 1 line 11 read literally)."""
+    if raw_anchor:
+        return x, augment(x, g), augment(x, g)
     return augment(x, g), augment(x, g), augment(x, g)
 
 
@@ -123,7 +129,7 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
                     step = epoch * steps_per_epoch + s
                     set_lr(opt, warmup_cosine(step, total, warm, oc.lr))
                     x = data[order[s * oc.batch_size:(s + 1) * oc.batch_size]]
-                    anchor, xj, xm = batch_views(x, augment, g)
+                    anchor, xj, xm = batch_views(x, augment, g, cfg.model.anchor == "raw")
                     if dinfo.world_size > 1:
                         mine = shard_indices(torch.arange(x.shape[0]), dinfo.rank, dinfo.world_size)
                         anchor, xj, xm = anchor[mine], xj[mine], xm[mine]
