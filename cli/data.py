@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-DATASET_CHOICES = ["ntu60", "ntu120", "pku1", "pku2", "utkinect"]
+DATASET_CHOICES = ["ntu60", "ntu120", "pku1", "pku2", "utkinect", "nwucla", "utd-mhad", "penn-action", "hdm05", "msrc12"]
 CHECK_FORMATS = ["auto", "ntu", "pku", "pku-labels", "utkinect", "msr", "utd", "kinetics", "coco", "mediapipe"]
 
 
@@ -48,16 +48,18 @@ def data():
 @click.option("--frames", "length", default=50, show_default=True, help="Frames per clip after resampling.")
 @click.option("--frame-rule", type=click.Choice(["nonempty", "lineage"]), default=None,
               help="Which frames to keep before resampling (default nonempty; lineage with --lineage).")
-@click.option("--center", type=click.Choice(["frame", "first", "none"]), default="frame", show_default=True,
-              help="Centring on the spine-shoulder joint: per frame (lineage), first frame, or none.")
-@click.option("--align", type=click.Choice(["frame-y", "sequence-y", "none"]), default="frame-y", show_default=True,
-              help="Shoulder alignment about the y axis: per frame (lineage), one per clip, or none.")
+@click.option("--center", type=click.Choice(["frame", "first", "none"]), default=None,
+              help="Centring on the spine-shoulder joint: per frame (lineage), first frame, or none "
+                   "(default: frame; none for the 2D Penn Action).")
+@click.option("--align", type=click.Choice(["frame-y", "sequence-y", "none"]), default=None,
+              help="Shoulder alignment about the y axis: per frame (lineage), one per clip, or none "
+                   "(default: frame-y; none for the 2D Penn Action).")
 @click.option("--max-frames", type=int, default=None, help="Centre-crop longer clips first (PKU default 300).")
 @click.option("--body-rule", type=click.Choice(["activity", "file-order"]), default=None,
               help="NTU person slots: by body id, 2 most active (default), or file order (lineage).")
 @click.option("--lineage", is_flag=True,
               help="Exact AimCLR/CrosSCLR preprocessing: --body-rule file-order --frame-rule lineage.")
-@click.option("--persons", type=int, default=None, help="Person slots M (default 2; UTKinect 1).")
+@click.option("--persons", type=click.IntRange(min=1), default=None, help="Person slots M (default 2; UTKinect 1).")
 @click.option("--utkinect-labels", default="actionLabel.txt", show_default=True,
               help="UTKinect label file (or actionLabel_modified.txt).")
 @click.option("--limit", type=int, default=None, help="Only the first N raw files (smoke test).")
@@ -74,7 +76,7 @@ def prepare(dataset, raw_dir, out_dir, benchmarks, workers, chunk_size, skip_bad
     con = _console()
     spec = DATASETS[dataset]
     base = spec.default_preprocess()
-    cfg = base.replace(length=length, center=center, align=align,
+    cfg = base.replace(length=length, center=center or base.center, align=align or base.align,
                        frames=frame_rule or ("lineage" if lineage else "nonempty"),
                        max_frames=max_frames if max_frames is not None else base.max_frames)
     rule = body_rule or ("file-order" if lineage else "activity")

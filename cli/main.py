@@ -1,6 +1,7 @@
 """The ``asma`` command: a thin click layer over library functions, rendered with rich."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Optional, Tuple
@@ -10,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+#: ``--preset`` values: ``auto`` and :data:`asma.train.config.PRESETS` (not imported here: ``asma --help`` stays fast).
+PRESET_CHOICES = ("auto", "paper", "quick", "tiny")
 
 
 class AsmaGroup(click.Group):
@@ -18,7 +21,7 @@ class AsmaGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, FileNotFoundError, FloatingPointError) as e:  # the last: a non-finite loss
             console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
             sys.exit(2)
 
@@ -57,7 +60,8 @@ _TRAIN_OPTIONS = [
     click.option("--data-dir", default=None, type=click.Path(), help="Folder with prepared datasets."),
     click.option("--protocol", default=None, help="Split of the synthetic data: xsub or xview."),
     click.option("--backbone", default=None, help="Registered backbone (see 'asma backbones')."),
-    click.option("--stream", default=None, type=click.Choice(["joint", "bone", "motion"])),
+    click.option("--stream", default=None, type=click.Choice(["joint", "bone", "motion"]),
+                 help="Input stream: joint coordinates, bone vectors or frame differences [default: joint]."),
     click.option("--streams", default=None, metavar="S1,S2,..",
                  help="Several streams, e.g. joint,bone,motion: one run each, then their logits fused (3s-ASMa)."),
     click.option("--fusion-weights", default=None, metavar="S=W,..",
@@ -68,11 +72,11 @@ _TRAIN_OPTIONS = [
                  help="Distillation teacher: the linear-probed or the fine-tuned ASMa classifier."),
     click.option("--transfer-to", default=None, metavar="DATASET",
                  help="Labelled stages on another dataset (transfer learning, Table 6), e.g. pku2-xsub."),
-    click.option("--preset", default="auto", show_default=True,
-                 help="paper, quick or tiny; auto = quick for the synthetic data, paper otherwise."),
-    click.option("--epochs", default=None, type=int, help="Pretraining epochs."),
-    click.option("--batch-size", default=None, type=int, help="Pretraining batch size."),
-    click.option("--seed", default=None, type=int),
+    click.option("--preset", default="auto", show_default=True, type=click.Choice(PRESET_CHOICES),
+                 help="auto = quick for the synthetic data, paper otherwise."),
+    click.option("--epochs", default=None, type=click.IntRange(min=1), help="Pretraining epochs."),
+    click.option("--batch-size", default=None, type=click.IntRange(min=1), help="Pretraining batch size."),
+    click.option("--seed", default=None, type=click.IntRange(min=0)),
     click.option("--seeds", default=None, help="Comma-separated seeds: repeat the run and report mean ± std, e.g. 0,1,2,3,4."),
     click.option("--config", "config_files", multiple=True, type=click.Path(), help="YAML/JSON override file(s)."),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. --set probe.epochs=50."),
@@ -81,9 +85,12 @@ _TRAIN_OPTIONS = [
                  "an interrupted one continues from its last checkpoint."),
     click.option("--device", default=None, help="cpu (default), cuda, cuda:<i> or auto."),
     click.option("--plugin", "plugins", multiple=True, help="Module or .py file that registers extra backbones."),
-    click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice)."),
+    click.option("--threads", default=None, type=click.IntRange(min=0),
+                 help="torch threads (default or 0: torch's choice)."),
     click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast for pretraining."),
-    click.option("--no-progress", is_flag=True, help="No progress bars.")]
+    click.option("--no-progress", is_flag=True, help="No progress bars."),
+    click.option("--print-config", is_flag=True,
+                 help="Print the resolved configuration (JSON) and exit: nothing is run or written.")]
 
 
 @main.command()
@@ -102,12 +109,17 @@ def pretrain(**options) -> None:
     _train(probe=False, **options)
 
 
-def _train(probe, plugins, seeds, resume, no_progress, **options) -> None:
+def _train(probe, plugins, seeds, resume, no_progress, print_config, **options) -> None:
     from asma.train.config import config_from_options
     from asma.train.engine import is_main_process
     from asma.train.run import run_seeds, run_train
     _load_plugins(plugins)
     cfg = config_from_options(resume=resume, **options)
+    if print_config:
+        if not probe:
+            cfg.stages = ["pretrain"]  # what run_train(probe=False) runs
+        click.echo(json.dumps(cfg.to_dict(), indent=2))
+        return
     if seeds:
         if resume:
             raise ValueError("--seeds cannot be combined with --resume; resume each seed-<s> run directory")
@@ -148,8 +160,11 @@ def _stage_config(run_dir: str, section: str, options: dict):
     import dataclasses
 
     from asma.train.pipeline import read_config
+    from asma.train.validation import check_section
     base = getattr(read_config(run_dir), section)
-    return dataclasses.replace(base, **{k: v for k, v in options.items() if v is not None})
+    stage_cfg = dataclasses.replace(base, **{k: v for k, v in options.items() if v is not None})
+    check_section(stage_cfg, f"{section}.")
+    return stage_cfg
 
 
 _RUN_DIR = click.option("--run-dir", required=True, type=click.Path(exists=True), help="A pretraining run directory.")
@@ -167,7 +182,8 @@ def linear(run_dir: str, device: Optional[str]) -> None:
 
 @main.command()
 @_RUN_DIR
-@click.option("--epochs", default=None, type=int, help="Fine-tuning epochs per encoder [run config; paper 150].")
+@click.option("--epochs", default=None, type=click.IntRange(min=1),
+              help="Fine-tuning epochs per encoder [run config; paper 150].")
 @click.option("--lr", default=None, type=float, help="[run config; paper 5e-3]")
 @click.option("--batch-size", default=None, type=int, help="[run config; paper 128]")
 @click.option("--align-epochs", default=None, type=int, help="[run config; paper 50]")
@@ -189,10 +205,10 @@ def finetune(run_dir, resume, no_progress, device, **options) -> None:
 @click.option("--teacher", default=None, type=click.Choice(["linear", "finetune"]),
               help="The linear-probed or the fine-tuned ASMa classifier [run config; default linear].")
 @click.option("--tau", default=None, type=float, help="Temperature of Eq. 13 [run config; default 8].")
-@click.option("--epochs", default=None, type=int, help="[run config; paper 150]")
+@click.option("--epochs", default=None, type=click.IntRange(min=1), help="[run config; paper 150]")
 @click.option("--lr", default=None, type=float, help="Default 1e-2 (logits) or 1e-3 (features).")
 @click.option("--batch-size", default=None, type=int, help="[run config; paper 128]")
-@click.option("--layers", default=None, type=int, help="Student depth [default 5].")
+@click.option("--layers", default=None, type=click.IntRange(min=1), help="Student depth [default 5].")
 @click.option("--mode", type=click.Choice(["logits", "features"]), default=None, help="[default logits]")
 @click.option("--resume", is_flag=True)
 @click.option("--no-progress", is_flag=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..data.transforms import AugmentConfig
+from .validation import check_config
 
 
 @dataclass
@@ -358,10 +359,12 @@ def config_from_options(*, preset: str = "auto", config_files: Sequence[str] = (
     """The :class:`TrainConfig` of ``asma train`` / ``asma pretrain`` options: the preset
     (``auto`` = quick for the synthetic data, paper otherwise), then ``config_files``, then the
     named options, then ``sets`` (``KEY=VALUE``). With ``resume`` the run's saved
-    ``config.json`` is used and only :data:`RESUMABLE_OPTIONS` may be given.
+    ``config.json`` is used and only :data:`RESUMABLE_OPTIONS` may be given. The result is
+    checked with :func:`~asma.train.validation.check_config` (bounds of every field).
 
     Raises:
-        ValueError: for malformed values or options that cannot be combined (names them).
+        ValueError: for malformed values, values out of bounds or options that cannot be
+            combined (names them).
     """
     flat: Dict[str, Any] = {
         "data.dataset": dataset, "data.data_dir": data_dir, "data.protocol": protocol, "data.stream": stream,
@@ -394,12 +397,12 @@ def config_from_options(*, preset: str = "auto", config_files: Sequence[str] = (
         if not p.is_file():
             raise ValueError(f"--resume: {run_dir} has no config.json; pass the run directory of a started run")
         cfg = apply_overrides(make_config("paper"), json.loads(p.read_text()))
-        return apply_overrides(cfg, overrides)
+        return check_config(apply_overrides(cfg, overrides))
     if preset == "auto":
         preset = "quick" if (dataset or "synthetic") == "synthetic" else "paper"
     cfg = make_config(preset, list(config_files), None)
     apply_overrides(cfg, overrides)
-    return apply_overrides(cfg, parse_set(list(sets)))
+    return check_config(apply_overrides(cfg, parse_set(list(sets))))
 
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "ProbeConfig", "FinetuneConfig", "DistillConfig",
