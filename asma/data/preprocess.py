@@ -269,7 +269,8 @@ def preprocess_clip(x: np.ndarray, cfg: Optional[PreprocessConfig] = None,
 
     Raises:
         EmptySequenceError: no frame survives the frame selection.
-        DataFormatError: a non-finite input value.
+        DataFormatError: a non-finite input value, or a non-finite float32 output (inputs too
+            large for float32 arithmetic).
     """
     cfg = cfg or PreprocessConfig()
     x = _check_clip(x)
@@ -284,7 +285,13 @@ def preprocess_clip(x: np.ndarray, cfg: Optional[PreprocessConfig] = None,
     if cfg.length is not None:
         x = resample_linear(x, cfg.length)
     x = align_shoulders(x, cfg.shoulders, cfg.align)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(out).all():  # e.g. +-3.4e38 inputs: centring or rotation overflow float32
+        c, t, v, m = (int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        raise DataFormatError(f"non-finite value after preprocessing (channel {c}, frame {t}, joint {v}, "
+                              f"person {m}): coordinates too large for float32", name)
+    return out
 
 
 def preprocess_batch(data: np.ndarray, cfg: Optional[PreprocessConfig] = None) -> np.ndarray:

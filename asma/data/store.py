@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -109,6 +110,42 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # exists but belongs to somebody else / not a pid: leave it
+    return True
+
+
+_TMP_RE = re.compile(r"\.(?:tmp|old)-(\d+)-[0-9a-f]{6}(?:\.npz)?$")
+
+
+def remove_stale_temporaries(folder: PathLike, prefix: str = "") -> List[Path]:
+    """Delete the temporary files and folders (``<name>.tmp-<pid>-<hex>``, ``.old-<pid>-<hex>``)
+    that a killed writer left in ``folder``, i.e. those whose process no longer exists.
+
+    Only entries whose name starts with ``prefix`` are considered; those of a live process
+    (another run writing at the same time) are kept. Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        m = _TMP_RE.search(p.name)
+        if not (m and p.name.startswith(prefix)) or _pid_alive(int(m.group(1))):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def replace_dir_atomic(tmp: PathLike, final: PathLike) -> None:
@@ -368,4 +405,5 @@ def open_store(path: PathLike, mmap: bool = True):
         raise StoreError(f"{path}: names.npy has {len(names)} entries for {n} samples")
     return SkeletonArrays(data=data, labels=labels, layout=_layout_from_json(info["layout"]),
                           class_names=list(info.get("class_names", [])), meta=meta, names=names,
-                          source=str(path))
+                          source=str(path),
+                          coord_channels=(info.get("preprocessing") or {}).get("coord_channels"))

@@ -11,10 +11,11 @@ import pytest
 
 from asma.data.errors import DataFormatError, EmptySequenceError
 from asma.data.prepare import DATASETS, PrepareError, prepare_dataset
+from asma.data.prepare.listing import official_missing_samples
 from asma.data.prepared import PREPARED_DATASETS, load_prepared, prepared_status
 from asma.data.preprocess import (PreprocessConfig, align_shoulders, center_clip, crop_center, preprocess_clip,
                                   resample_linear, select_frames)
-from asma.data.readers.ntu import format_ntu_skeleton, read_ntu_clip
+from asma.data.readers.ntu import format_ntu_skeleton, read_missing_list, read_ntu_clip
 from asma.data.splits import (NTU60_XSUB_TRAIN_SUBJECTS, NTU120_XSET_TRAIN_SETUPS, NTU120_XSUB_TRAIN_SUBJECTS,
                               ntu_train_mask)
 from asma.data.store import StoreError, open_store
@@ -210,10 +211,21 @@ def test_one_worker_equals_two_and_lineage_rule(realdata, missing60, tmp_path):
     assert json.loads((tmp_path / "c" / "ntu60-xview" / "test" / "info.json").read_text())["body_rule"] == "file-order"
 
 
-def test_missing_list_required_and_applied(realdata, tmp_path):
+def test_missing_list_shipped_and_applied(realdata, tmp_path):
     raw = realdata / "ntu60_raw_skeleton"
-    with pytest.raises(PrepareError, match="missing-skeleton list .* --missing-list"):
-        prepare_dataset("ntu60", raw, tmp_path, workers=1)
+    official60 = read_missing_list(realdata / "ntu_missing_skeleton_lists" / "NTU_RGBD_samples_with_missing_skeletons.txt")
+    official120 = read_missing_list(realdata / "ntu_missing_skeleton_lists"
+                                    / "NTU_RGBD120_samples_with_missing_skeletons.txt")
+    assert official_missing_samples("ntu60") == official60 and len(official60) == 302
+    assert official_missing_samples("ntu120") == official120 and len(official120) == 535
+    # the default excludes the shipped list: a real file renamed to a listed sample is left out
+    raw2 = tmp_path / "raw2"
+    raw2.mkdir()
+    shutil.copy(raw / "levelca" / "S001C001P001R001A011.skeleton", raw2 / "S001C001P001R001A011.skeleton")
+    shutil.copy(raw / "levelca" / "S002C001P003R001A003.skeleton", raw2 / "S001C002P005R002A008.skeleton")
+    s = prepare_dataset("ntu60", raw2, tmp_path / "default", workers=1)
+    assert s.samples == 1 and [Path(d["file"]).name for d in s.skipped] == ["S001C002P005R002A008.skeleton"]
+    assert s.skipped[0]["reason"] == "in the official missing-skeleton list"
     ml = tmp_path / "my_missing.txt"
     ml.write_text("header line\r\n\r\nS001C001P001R001A050\r\nS017C003P020R002A054.skeleton\r\n")
     s = prepare_dataset("ntu60", raw, tmp_path / "out", missing_list=ml, workers=1)
@@ -345,5 +357,5 @@ def test_load_prepared_errors_name_path_and_command(tmp_path):
     assert set(PREPARED_DATASETS) >= {"ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pku1-xsub",
                                       "pku1-xview", "pku2-xsub", "pku2-xview", "utkinect-xsub"}
     for name in PREPARED_DATASETS:
-        ds, bench = name.split("-")
+        ds, bench = name.rsplit("-", 1)
         assert bench in DATASETS[ds].benchmarks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import DataFormatError
 from .specs import DatasetSpec, PathLike, PrepareError
@@ -21,30 +21,23 @@ def _find_files(root: Path, pattern: re.Pattern) -> List[Path]:
     return out
 
 
-def _find_missing_list(raw: Path, dataset: str) -> Optional[Path]:
-    cands = _find_files(raw, re.compile(r"samples_with_missing_skeletons.*\.txt$", re.I))
-    if raw.parent != raw:
-        cands += [p for p in raw.parent.glob("*.txt") if "missing_skeletons" in p.name.lower()]
-    is120 = [p for p in cands if "120" in p.name]
-    is60 = [p for p in cands if "120" not in p.name]
-    if dataset == "ntu120":
-        return sorted(is120)[0] if is120 else None
-    return sorted(is60)[0] if is60 else (sorted(is120)[0] if is120 else None)
+def official_missing_samples(dataset: str) -> Set[str]:
+    """The official "samples with missing skeletons" of ``"ntu60"`` (302 names) or ``"ntu120"``
+    (535), shipped with asma (``asma/data/prepare/missing_skeletons/``)."""
+    from importlib.resources import files
+
+    from ..readers.ntu import parse_missing_list
+
+    if dataset not in ("ntu60", "ntu120"):
+        raise ValueError(f"no missing-skeleton list for {dataset!r}; use 'ntu60' or 'ntu120'")
+    return parse_missing_list(files(__package__).joinpath("missing_skeletons", f"{dataset}.txt").read_text("utf-8"))
 
 
 def _list_ntu(spec: DatasetSpec, raw: Path, missing_list, skipped: List[Dict[str, str]]) -> List[Tuple]:
     from ..readers.ntu import parse_ntu_name, read_missing_list
 
     if missing_list is None:
-        ml = _find_missing_list(raw, spec.name)
-        if ml is None:
-            want = ("NTU_RGBD120_samples_with_missing_skeletons.txt" if spec.name == "ntu120"
-                    else "NTU_RGBD_samples_with_missing_skeletons.txt")
-            raise PrepareError(
-                f"the official missing-skeleton list ({want}) was not found under {raw}. Download it from "
-                "https://github.com/shahroudy/NTURGB-D/tree/master/Matlab and pass --missing-list PATH "
-                "(or put it in the raw folder), or pass --missing-list none to keep every file")
-        missing = read_missing_list(ml)
+        missing = official_missing_samples(spec.name)
     elif str(missing_list).lower() == "none":
         missing = set()
     else:
@@ -164,6 +157,8 @@ def _list_items(spec: DatasetSpec, raw: Path, benches: Sequence[str], missing_li
             raise PrepareError(f"PKU-MMD split file(s) {', '.join(want)} not found under "
                                f"{splits_dir or raw}; pass --splits DIR")
         items = _list_pku(spec, raw, labels_dir, skipped)
+    elif spec.kind == "clips":
+        items = spec.clip_source().list_items(raw, skipped)
     else:
         items = _list_utkinect(raw, utkinect_labels, skipped)
     return items, split_files

@@ -7,7 +7,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from ..preprocess import PreprocessConfig
 from .listing import _list_items
 from .parts import _fingerprint, _load_part_meta, _part_ok
 from .report import PrepareSummary, _finish
-from .specs import DATASETS, META_KEYS, PREPARE_VERSION, PathLike, PrepareError, ProgressFn
+from .specs import DATASETS, PREPARE_VERSION, PathLike, PrepareError, ProgressFn
 from .splitting import _split_masks
 from .workers import _run_jobs
 from .write import _write_stores
@@ -34,9 +34,8 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
 
     Args:
         dataset: ``"ntu60"``, ``"ntu120"``, ``"pku1"``, ``"pku2"`` or ``"utkinect"``.
-        raw_dir: the extracted raw data (searched recursively). NTU: the ``.skeleton`` files
-            (for NTU120 both archives) and the missing-skeleton list; PKU-MMD: skeleton and
-            label folders and the split files; UTKinect: ``joints/`` files and ``actionLabel.txt``.
+        raw_dir: the extracted raw data (searched recursively). NTU: the ``.skeleton`` files (NTU120:
+            both archives); PKU-MMD: skeletons, labels, split files; UTKinect: ``joints/``, labels.
         out_dir: where the stores ``<dataset>-<benchmark>/{train,test}`` and the report go.
         benchmarks: subset of the dataset's benchmarks (default: all).
         workers: parallel processes (``<= 1``: in this process).
@@ -45,13 +44,14 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
         preprocess: :class:`PreprocessConfig` (default: the dataset's lineage-compatible one).
         body_rule: NTU person slots, ``"activity"`` or ``"file-order"`` (lineage).
         max_persons: ``M`` (default: 2, UTKinect 1).
-        missing_list: NTU missing-skeleton list path (default: found in ``raw_dir``), or "none".
+        missing_list: NTU missing-skeleton list path, or "none" (default: the official list of
+            302 / 535 samples shipped with asma, :func:`official_missing_samples`).
         labels_dir, splits_dir: PKU-MMD label and split folders when not under ``raw_dir``.
         utkinect_labels: ``actionLabel.txt`` or ``actionLabel_modified.txt``.
         limit: only the first ``limit`` raw files (smoke tests, benchmarks).
         keep_work: keep the work directory (part files) after success.
-        restart: ignore finished parts of an earlier run (they are otherwise reused when the
-            settings and the raw files, by size and modification time, are unchanged).
+        restart: ignore finished parts of an earlier run (otherwise reused when the settings and
+            the raw files, by size and modification time, are unchanged).
         progress: ``callback(stage, done, total)`` with stage ``"parse"`` (files) or ``"write"`` (parts).
         mp_context: multiprocessing start method (default: ``fork`` where available).
 
@@ -64,6 +64,63 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
             so a re-run resumes).
     """
     t_start = time.perf_counter()
+    spec, benches, raw, out = _check_inputs(dataset, benchmarks, raw_dir, out_dir, body_rule)
+    cfg, M = preprocess or spec.default_preprocess(), int(max_persons or spec.num_persons)
+
+    # 1. list
+    skipped: List[Dict[str, str]] = []
+    items, split_files = _list_items(spec, raw, benches, missing_list, labels_dir, splits_dir, utkinect_labels,
+                                     skipped)
+    files_found, items = len(items) + len(skipped), (items if limit is None else items[: int(limit)])
+    if not items:
+        raise PrepareError(f"no {dataset} files found under {raw}")
+    plan = _plan(spec, dataset, items, cfg, body_rule, M, chunk_size, out, restart)
+
+    # 2. parse + preprocess
+    t_parse = time.perf_counter()
+    nworkers = _parse(plan, spec.kind, dataset, cfg, body_rule, M, skip_bad, workers, mp_context, progress,
+                      len(items))
+    t_write = time.perf_counter()
+    parse_s = t_write - t_parse
+
+    # 3. assemble
+    got, stores, unassigned = _assemble(plan, spec, dataset, benches, split_files, cfg, body_rule, raw, out,
+                                        progress, len(items))
+    write_s = time.perf_counter() - t_write
+
+    # 4. report
+    chunks, todo = plan["chunks"], plan["todo"]
+    summary = PrepareSummary(
+        dataset=dataset, out_dir=str(out), stores=stores, files_found=files_found, files_used=len(items),
+        samples=len(got["labels"]), skipped=skipped, bad=got["bad"], notes=got["notes"], unassigned=unassigned,
+        resumed_chunks=len(chunks) - len(todo), chunks=len(chunks), workers=nworkers,
+        seconds={"parse": round(parse_s, 3), "write": round(write_s, 3),
+                 "total": round(time.perf_counter() - t_start, 3)},
+        files_per_second=round(sum(len(chunks[i]) for i in todo) / parse_s, 2) if parse_s > 0 and todo else 0.0,
+        settings={**{k: v for k, v in plan["settings"].items() if k != "items"}, "skip_bad": bool(skip_bad),
+                  "benchmarks": list(benches)},
+        report_path=str(out / f"{dataset}-prepare-report.json"))
+    return _finish(summary, out, plan["work"], dataset, keep_work)
+
+
+def _parse(plan: Dict[str, Any], kind: str, dataset: str, cfg: PreprocessConfig, body_rule: str, M: int,
+           skip_bad: bool, workers: int, mp_context: Optional[str], progress: Optional[ProgressFn],
+           total: int) -> int:
+    """Run the chunks still to do (step 2); returns the number of worker processes used."""
+    chunks, todo = plan["chunks"], plan["todo"]
+    done_files = sum(len(c) for i, c in enumerate(chunks) if i not in set(todo))
+    if progress:
+        progress("parse", done_files, total)
+    jobs = [{"index": i, "items": chunks[i], "kind": kind, "dataset": dataset, "cfg": cfg.to_dict(),
+             "body_rule": body_rule, "M": M, "skip_bad": bool(skip_bad), "part": str(plan["parts"][i]),
+             "meta_keys": plan["meta_keys"], "sample_shape": plan["sample_shape"], "fingerprint": plan["prints"][i]}
+            for i in todo]
+    return _run_jobs(jobs, workers, mp_context, progress, done_files, total)
+
+
+def _check_inputs(dataset: str, benchmarks: Optional[Sequence[str]], raw_dir: PathLike, out_dir: PathLike,
+                  body_rule: str) -> Tuple[DatasetSpec, Tuple[str, ...], Path, Path]:
+    """``(spec, benchmarks, raw, out)`` after checking the arguments (``out`` is created)."""
     if dataset not in DATASETS:
         raise PrepareError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     spec = DATASETS[dataset]
@@ -74,31 +131,25 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
     raw = Path(raw_dir)
     if not raw.is_dir():
         raise PrepareError(f"raw data folder {raw} does not exist")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = preprocess or spec.default_preprocess()
-    M = int(max_persons or spec.num_persons)
     if body_rule not in ("activity", "file-order"):
         raise PrepareError(f"body_rule must be 'activity' or 'file-order', got {body_rule!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return spec, benches, raw, out
 
-    # 1. list
-    skipped: List[Dict[str, str]] = []
-    items, split_files = _list_items(spec, raw, benches, missing_list, labels_dir, splits_dir, utkinect_labels,
-                                     skipped)
-    files_found = len(items) + len(skipped)
-    if limit is not None:
-        items = items[: int(limit)]
-    if not items:
-        raise PrepareError(f"no {dataset} files found under {raw}")
+
+def _plan(spec: DatasetSpec, dataset: str, items: List[Tuple], cfg: PreprocessConfig, body_rule: str, M: int,
+          chunk_size: Optional[int], out: Path, restart: bool) -> Dict[str, Any]:
+    """Chunks, part files, the work directory keyed by the settings, and the chunks still to do."""
+    from ..store import remove_stale_temporaries
 
     T = cfg.length
     if T is None:
         raise PrepareError("preprocess.length must be set for a store (fixed-size clips)")
-    V = 20 if spec.layout == "kinect20" else 25
-    sample_shape = (3, T, V, M)
-    meta_keys = META_KEYS[spec.kind]
+    V = spec.num_joints
+    meta_keys = spec.meta_keys
     csize = int(chunk_size or spec.chunk_size)
-    item_ids = [it[1] if spec.kind in ("ntu", "utkinect") else it[2] for it in items]
+    item_ids = [it[2] if spec.kind == "pku" else it[1] for it in items]
     # skip_bad is not part of the key: parts finished without it are valid with it (resume
     # after fixing or deciding to skip a bad file)
     settings = {"version": PREPARE_VERSION, "dataset": dataset, "preprocess": cfg.to_dict(),
@@ -108,51 +159,37 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
     if restart:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(work)  # half-written parts of a killed run
+    remove_stale_temporaries(out, f".{dataset}-prepare-report.json")
     chunks = [items[i:i + csize] for i in range(0, len(items), csize)]
-    part_paths = [work / f"part-{i:05d}.npz" for i in range(len(chunks))]
+    parts = [work / f"part-{i:05d}.npz" for i in range(len(chunks))]
     prints = [[fp for it in chunk for fp in _fingerprint(spec.kind, it)] for chunk in chunks]
-    todo = [i for i, p in enumerate(part_paths) if not (p.is_file() and _part_ok(p, meta_keys, prints[i]))]
-    resumed = len(chunks) - len(todo)
+    todo = [i for i, p in enumerate(parts) if not (p.is_file() and _part_ok(p, meta_keys, prints[i]))]
+    return {"chunks": chunks, "parts": parts, "prints": prints, "todo": todo, "work": work, "settings": settings,
+            "meta_keys": meta_keys, "sample_shape": (3, T, V, M)}
 
-    # 2. parse + preprocess
-    t_parse = time.perf_counter()
-    done_files = sum(len(chunks[i]) for i in range(len(chunks)) if i not in set(todo))
-    if progress:
-        progress("parse", done_files, len(items))
-    jobs = [{"index": i, "items": chunks[i], "kind": spec.kind, "dataset": dataset, "cfg": cfg.to_dict(),
-             "body_rule": body_rule, "M": M, "skip_bad": bool(skip_bad), "part": str(part_paths[i]),
-             "meta_keys": meta_keys, "sample_shape": sample_shape, "fingerprint": prints[i]} for i in todo]
-    nworkers = _run_jobs(jobs, workers, mp_context, progress, done_files, len(items))
-    parse_s = time.perf_counter() - t_parse
 
-    # 3. assemble
-    t_write = time.perf_counter()
+def _assemble(plan: Dict[str, Any], spec: DatasetSpec, dataset: str, benches: Sequence[str],
+              split_files: Dict[str, Path], cfg: PreprocessConfig, body_rule: str, raw: Path, out: Path,
+              progress: Optional[ProgressFn], n_items: int) -> Tuple[Dict[str, Any], Dict[str, Dict[str, int]], List]:
+    """Step 3: split the finished parts into benchmarks and write the stores."""
+    got = _collect_parts(plan["parts"], plan["meta_keys"])
+    if not got["labels"].size:
+        raise PrepareError(f"no usable sample in {n_items} {dataset} files ({len(got['bad'])} bad); see the "
+                           f"errors with skip_bad=False")
+    masks, unassigned, split_info = _split_masks(spec, dataset, benches, got["meta"], got["names"], split_files)
+    stores = _write_stores(out, dataset, spec, cfg, body_rule, raw, plan["sample_shape"], plan["meta_keys"], masks,
+                           split_info, plan["parts"], got["parts"], got["labels"], got["names"], got["meta"],
+                           progress)
+    return got, stores, unassigned
+
+
+def _collect_parts(part_paths: List[Path], meta_keys: Sequence[str]) -> Dict[str, Any]:
+    """Labels, names, metadata and the bad/notes records of all finished parts, in order."""
     parts = [_load_part_meta(p, meta_keys) for p in part_paths]
-    labels = np.concatenate([p["labels"] for p in parts]) if parts else np.zeros(0, np.int64)
-    names = [n for p in parts for n in p["names"]]
-    meta = {k: np.concatenate([p["meta"][k] for p in parts]) for k in meta_keys}
-    bad = [b for p in parts for b in p["report"]["bad"]]
-    notes = [n for p in parts for n in p["report"]["notes"]]
-    N = len(labels)
-    if N == 0:
-        raise PrepareError(f"no usable sample in {len(items)} {dataset} files ({len(bad)} bad); see the errors "
-                           f"with skip_bad=False")
-    masks, unassigned, split_info = _split_masks(spec, dataset, benches, meta, names, split_files)
-    stores = _write_stores(out, dataset, spec, cfg, body_rule, raw, sample_shape, meta_keys, masks, split_info,
-                           part_paths, parts, labels, names, meta, progress)
-    write_s = time.perf_counter() - t_write
-
-    # 4. report
-    total_s = time.perf_counter() - t_start
-    parsed_files = sum(len(chunks[i]) for i in todo)
-    summary = PrepareSummary(
-        dataset=dataset, out_dir=str(out), stores=stores, files_found=files_found, files_used=len(items),
-        samples=N, skipped=skipped, bad=bad, notes=notes, unassigned=unassigned, resumed_chunks=resumed,
-        chunks=len(chunks), workers=nworkers,
-        seconds={"parse": round(parse_s, 3), "write": round(write_s, 3), "total": round(total_s, 3)},
-        files_per_second=round(parsed_files / parse_s, 2) if parse_s > 0 and parsed_files else 0.0,
-        settings={**{k: v for k, v in settings.items() if k != "items"}, "skip_bad": bool(skip_bad),
-                  "benchmarks": list(benches)},
-        report_path=str(out / f"{dataset}-prepare-report.json"))
-    _finish(summary, out, work, dataset, keep_work)
-    return summary
+    return {"parts": parts,
+            "labels": np.concatenate([p["labels"] for p in parts]) if parts else np.zeros(0, np.int64),
+            "names": [n for p in parts for n in p["names"]],
+            "meta": {k: np.concatenate([p["meta"][k] for p in parts]) for k in meta_keys},
+            "bad": [b for p in parts for b in p["report"]["bad"]],
+            "notes": [n for p in parts for n in p["report"]["notes"]]}

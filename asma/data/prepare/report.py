@@ -35,8 +35,9 @@ class PrepareSummary:
         return asdict(self)
 
 
-def _finish(summary: PrepareSummary, out: Path, work: Path, dataset: str, keep_work: bool) -> None:
-    """Write the report; unless ``keep_work``, delete this and stale work directories of ``dataset``."""
+def _finish(summary: PrepareSummary, out: Path, work: Path, dataset: str, keep_work: bool) -> PrepareSummary:
+    """Write the report; unless ``keep_work``, delete this and stale work directories of ``dataset``.
+    Returns ``summary``."""
     from ..store import _write_json_atomic
 
     _write_json_atomic(Path(summary.report_path), summary.to_dict())
@@ -49,3 +50,4 @@ def _finish(summary: PrepareSummary, out: Path, work: Path, dataset: str, keep_w
             base.rmdir()
         except OSError:
             pass
+    return summary

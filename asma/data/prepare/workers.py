@@ -78,11 +78,31 @@ def _process_item(kind: str, item: Tuple, cfg: PreprocessConfig, body_rule: str,
                 continue
             clip = np.zeros((3, int(sel.sum()), 20, M), np.float32)
             clip[..., 0] = joints[sel].transpose(2, 0, 1)
-            y = preprocess_clip(clip, cfg, name=f"{seq}_{action}")
+            try:
+                y = preprocess_clip(clip, cfg, name=f"{seq}_{action}")
+            except DataFormatError as exc:
+                raise type(exc)(f"{seq} {action}: {exc.reason}", path, line) from None
             meta = {"subject": subject, "episode": episode, "start": start, "end": end, "length": int(sel.sum())}
             out.append((y, UTKINECT_CLASSES.index(action), meta, f"{seq}_{action}"))
+    elif kind == "clips":
+        return _process_clips(dataset, item, cfg, M)
     else:
         raise ValueError(f"unknown dataset kind {kind!r}")
+    return out, notes
+
+
+def _process_clips(dataset: str, item: Tuple, cfg: PreprocessConfig, M: int):
+    """A ``"clips"`` dataset's item: its reader's :class:`RawClip` list, each preprocessed."""
+    from .specs import DATASETS
+
+    clips, notes = DATASETS[dataset].clip_source().read_item(item, M)
+    out = []
+    for c in clips:
+        try:
+            y = preprocess_clip(c.data, cfg, name=c.name)
+        except DataFormatError as exc:
+            raise type(exc)(f"{c.name}: {exc.reason}" if c.line is not None else exc.reason, c.path, c.line) from None
+        out.append((y, c.label, c.meta, c.name))
     return out, notes
 
 
@@ -115,6 +135,32 @@ def _run_chunk(job: Dict[str, Any]) -> Dict[str, Any]:
     return {"index": job["index"], "items": len(job["items"]), "samples": len(samples)}
 
 
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when the main process dies, even by ``kill -9``
+    (otherwise orphaned workers keep parsing for the rest of their queue)."""
+    import ctypes
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:  # the kernel sends SIGKILL when the parent exits: immediate, no polling
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:  # portable fallback
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="asma-parent-watch", daemon=True).start()
+
+
 def _run_jobs(jobs: List[Dict[str, Any]], workers: int, mp_context: Optional[str],
               progress: Optional[ProgressFn], done_files: int, total_files: int) -> int:
     """Run :func:`_run_chunk` on every job (``workers <= 1``: in this process); returns the
@@ -129,7 +175,10 @@ def _run_jobs(jobs: List[Dict[str, Any]], workers: int, mp_context: Optional[str
     else:
         method = mp_context or ("fork" if "fork" in mp.get_all_start_methods() else None)
         ctx = mp.get_context(method) if method else None
-        with ProcessPoolExecutor(max_workers=nworkers, mp_context=ctx) as pool:
+        import os
+
+        with ProcessPoolExecutor(max_workers=nworkers, mp_context=ctx, initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             pending = set()
             queue = list(jobs)
             try:

@@ -22,8 +22,10 @@ def _write_stores(out: Path, dataset: str, spec: DatasetSpec, cfg: PreprocessCon
                   meta: Dict[str, np.ndarray], progress: Optional[ProgressFn]) -> Dict[str, Dict[str, int]]:
     """Write the stores; returns ``{"<dataset>-<bench>": {"train": n, "test": n}}``. On any error
     the temporary directories are removed and existing stores are left untouched."""
-    from ..store import StoreWriter, replace_dir_atomic
+    from ..store import StoreWriter, remove_stale_temporaries, replace_dir_atomic
 
+    for b in masks:  # what a killed earlier run left behind (its process is gone)
+        remove_stale_temporaries(out, f".{dataset}-{b}.")
     N = len(labels)
     class_names = spec.class_names
     stores: Dict[str, Dict[str, int]] = {}

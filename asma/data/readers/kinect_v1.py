@@ -64,6 +64,9 @@ def read_utkinect_joints(source: Source, *, name: Optional[str] = None) -> Tuple
     bad = np.flatnonzero(fn != np.round(fn))
     if bad.size:
         raise DataFormatError(f"frame number {float(fn[bad[0]]):g} is not an integer", path, nums[bad[0]])
+    bad = np.flatnonzero((fn < 0) | (fn >= 2.0 ** 53))  # int64 cast of 4e37 would wrap silently
+    if bad.size:
+        raise DataFormatError(f"frame number {float(fn[bad[0]]):g} is out of range (0 .. 2**53)", path, nums[bad[0]])
     return fn.astype(np.int64), arr[:, 1:].reshape(-1, NUM_JOINTS, 3)
 
 

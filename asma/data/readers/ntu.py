@@ -36,7 +36,8 @@ NTU_META_KEYS = ("setup", "camera", "subject", "replication", "action")
 
 
 def parse_ntu_name(name: str) -> Dict[str, int]:
-    """Metadata from an NTU sample name ``SsssCcccPpppRrrrAaaa`` (path and extension allowed).
+    """Metadata from an NTU sample name ``SsssCcccPpppRrrrAaaa`` (path and ``.skeleton`` allowed;
+    the name must match in full).
 
     Returns:
         dict with int ``setup``, ``camera``, ``subject`` (performer), ``replication``, ``action``
@@ -45,8 +46,8 @@ def parse_ntu_name(name: str) -> Dict[str, int]:
     Raises:
         DataFormatError: when the name does not follow the pattern.
     """
-    stem = os.path.basename(os.fspath(name))
-    m = _NAME_RE.match(stem)
+    stem = ntu_sample_name(name)
+    m = _NAME_RE.fullmatch(stem)  # in full: "S001C001P001R001A001 (1)" is a copy, not a sample
     if m is None:
         raise DataFormatError("file name does not match the NTU pattern SsssCcccPpppRrrrAaaa", stem)
     return dict(zip(NTU_META_KEYS, (int(g) for g in m.groups())))
@@ -274,7 +275,11 @@ def read_missing_list(path: Union[str, "os.PathLike[str]"]) -> Set[str]:
     matching ``SsssCcccPpppRrrrAaaa`` are kept.
     """
     with open(path, "rb") as fh:
-        text = fh.read().decode("utf-8", errors="replace")
+        return parse_missing_list(fh.read().decode("utf-8", errors="replace"))
+
+
+def parse_missing_list(text: str) -> Set[str]:
+    """The ``SsssCcccPpppRrrrAaaa`` sample names in the text of a missing-skeleton list."""
     return {m.group(0) for m in _NAME_RE.finditer(text)}
 
 
