@@ -1,0 +1,42 @@
+"""Deployment: benchmark, export (ONNX, int8), predict from skeleton files, streaming recognition.
+
+::
+
+    import asma
+    from asma.deploy import Recognizer, export_onnx, predict
+
+    model = asma.create_model("runs/utk", pretrained=True)        # a run's student, a zoo folder, ...
+    predict(model, model.pretrained_cfg, ["clip.skeleton"])       # top-5 classes per input
+    rec = Recognizer(model, window=50, stride=5)                 # rec.push(joints) per frame
+
+See docs/deploy.md. Names are imported on first use, so ``import asma.deploy`` stays light (the
+onnxruntime path, :class:`OnnxRunner`, never imports torch).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "bench": ["BenchResult", "bench", "ratios", "latency_ms", "stream_fps"],
+    "onnx": ["export_onnx", "quantize_int8", "parity"],
+    "runtime": ["OnnxRunner", "MissingDependencyError"],
+    "inputs": ["Clip", "read_clips", "fit_clip", "parse_frame"],
+    "predict": ["Prediction", "predict", "load_model", "model_input"],
+    "stream": ["Recognizer", "stream_predictions"],
+    "ensemble": ["StreamEnsemble", "save_ensemble", "load_ensemble"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
