@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 DATASET_CHOICES = ["ntu60", "ntu120", "pku1", "pku2", "utkinect", "nwucla", "utd-mhad", "penn-action", "hdm05", "msrc12"]
-CHECK_FORMATS = ["auto", "ntu", "pku", "pku-labels", "utkinect", "msr", "utd", "kinetics", "coco", "mediapipe"]
+CHECK_FORMATS = ["auto", "ntu", "pku", "pku-labels", "utkinect", "msr", "utd", "kinetics", "openpose", "coco",
+                 "mediapipe"]
 
 
 def _console() -> Console:
@@ -40,7 +41,8 @@ def data():
 @click.option("--chunk-size", type=int, default=None, help="Raw files per resumable part (default per dataset).")
 @click.option("--skip-bad", is_flag=True, help="Record bad files in the report and go on instead of stopping.")
 @click.option("--missing-list", default=None,
-              help="NTU missing-skeleton list (default: found under --raw), or 'none'.")
+              help="NTU missing-skeleton list (default: the official 302 / 535 samples, shipped with asma), "
+                   "or 'none' to keep every file.")
 @click.option("--labels", "labels_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="PKU-MMD label folder if not under --raw.")
 @click.option("--splits", "splits_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -192,8 +194,18 @@ def info(target, data_dir, as_json):
         con.print(t)
 
 
-def _guess_format(path: str) -> str:
+def _starts_like_json(path: str) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] in (b"{", b"[")
+
+
+def _guess_format(path: str, limits) -> str:
     name = os.path.basename(path).lower()
+    if _starts_like_json(path):  # by content: a COCO results file is not Kinetics because it ends in .json
+        from asma.data.readers.pose_json import guess_pose_format
+
+        return guess_pose_format(path, limits=limits)
     if name.endswith(".skeleton"):
         return "ntu"
     if name.startswith("joints_s"):
@@ -207,12 +219,10 @@ def _guess_format(path: str) -> str:
 
         k = sniff_pku_file(path)
         return "pku-labels" if k == "labels" else "pku"
-    if name.endswith(".json"):
-        return "kinetics"
     raise click.ClickException(f"cannot guess the format of {path}; pass --format")
 
 
-def _check_one(fmt: str, path: str) -> str:
+def _check_one(fmt: str, path: str, limits) -> str:
     import numpy as np
 
     if fmt == "ntu":
@@ -243,29 +253,46 @@ def _check_one(fmt: str, path: str) -> str:
         from asma.data.readers.kinect_v1 import read_utd_mhad
 
         return f"{read_utd_mhad(path).shape[0]} frames"
-    from asma.data.readers import read_coco_keypoints_json, read_kinetics_json, read_mediapipe_json
+    from asma.data.readers import read_coco_keypoints_json, read_kinetics_json, read_mediapipe_json, read_openpose_frames
 
-    reader = {"kinetics": read_kinetics_json, "coco": read_coco_keypoints_json, "mediapipe": read_mediapipe_json}[fmt]
-    s = reader(path)
+    if fmt == "openpose":
+        s = read_openpose_frames([path], limits=limits)
+    else:
+        reader = {"kinetics": read_kinetics_json, "coco": read_coco_keypoints_json,
+                  "mediapipe": read_mediapipe_json}[fmt]
+        s = reader(path, limits=limits)
     return f"{s.num_frames} frames, up to {s.max_people} people, layout {s.layout}"
 
 
 @data.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS), default="auto", show_default=True)
-def check(files, fmt):
+@click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS), default="auto", show_default=True,
+              help="File format; auto: by content for JSON (Kinetics, OpenPose, COCO, MediaPipe), else by name.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Pose JSON: most frames (and frame-index span) accepted [default: 100000].")
+@click.option("--max-people", type=click.IntRange(min=1), default=None,
+              help="Pose JSON: most people in one frame [default: 64].")
+@click.option("--max-file-mb", type=click.IntRange(min=1), default=None,
+              help="Pose JSON: largest file in MiB [default: 64].")
+def check(files, fmt, max_frames, max_people, max_file_mb):
     """Parse raw FILES and report, for each, OK with a summary or the error (file and line)."""
     from asma.data.errors import DataFormatError
+    from asma.data.readers.pose_json import PoseLimits
 
+    base = PoseLimits()
+    limits = PoseLimits(max_file_bytes=(max_file_mb << 20) if max_file_mb else base.max_file_bytes,
+                        max_frames=max_frames or base.max_frames, max_people=max_people or base.max_people)
     con = _console()
-    bad = 0
+    bad, limited = 0, False
     for f in files:
-        kind = _guess_format(f) if fmt == "auto" else fmt
         try:
-            msg = _check_one(kind, f)
+            kind = _guess_format(f, limits) if fmt == "auto" else fmt
+            msg = _check_one(kind, f, limits)
             con.print(f"[green]OK[/green]    {f}  [dim]({kind})[/dim] {msg}")
         except DataFormatError as exc:
             bad += 1
+            limited = limited or "PoseLimits" in exc.reason
             con.print(f"[red]ERROR[/red] {exc}")
     if bad:
-        raise click.ClickException(f"{bad} of {len(files)} files are bad")
+        hint = " (pose JSON limits: --max-frames, --max-people, --max-file-mb)" if limited else ""
+        raise click.ClickException(f"{bad} of {len(files)} files are bad{hint}")

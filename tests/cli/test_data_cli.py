@@ -43,8 +43,9 @@ def test_prepare_ntu60_lineage_and_frames(realdata, tmp_path, runner):
 
 
 def test_prepare_errors_are_clear(realdata, tmp_path, runner):
-    r = runner.invoke(data, ["prepare", "ntu60", "--raw", str(realdata / "ntu60_raw_skeleton"), "--out", str(tmp_path)])
-    assert r.exit_code != 0 and "missing-skeleton list" in r.output and "--missing-list" in r.output
+    r = runner.invoke(data, ["prepare", "ntu60", "--raw", str(realdata / "ntu60_raw_skeleton"), "--out", str(tmp_path),
+                             "--missing-list", str(tmp_path / "nope.txt")])
+    assert r.exit_code != 0 and "missing-skeleton list" in r.output and "nope.txt does not exist" in r.output
     raw = tmp_path / "raw"
     raw.mkdir()
     src = (realdata / "ntu60_raw_skeleton" / "levelca" / "S002C001P003R001A003.skeleton").read_bytes()

@@ -40,6 +40,9 @@ def _list_ntu(spec: DatasetSpec, raw: Path, missing_list, skipped: List[Dict[str
         missing = official_missing_samples(spec.name)
     elif str(missing_list).lower() == "none":
         missing = set()
+    elif not Path(missing_list).is_file():
+        raise PrepareError(f"missing-skeleton list {missing_list} does not exist (leave --missing-list out to use "
+                           "the official list shipped with asma, or pass 'none' to keep every file)")
     else:
         missing = read_missing_list(missing_list)
     files = _find_files(raw, re.compile(r"\.skeleton$"))

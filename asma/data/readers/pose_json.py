@@ -308,5 +308,57 @@ def pose_to_clip(seq: PoseSequence, max_persons: int = 2, *, center: bool = Fals
     return out
 
 
+def _is_landmark(v) -> bool:
+    return (isinstance(v, dict) and "x" in v) or (isinstance(v, list) and 3 <= len(v) <= 5
+                                                   and all(isinstance(a, (int, float)) for a in v))
+
+
+def _list_format(items: list) -> Optional[str]:
+    """Format of a top-level JSON list from its first non-empty entry."""
+    first = next((e for e in items if e not in (None, [], {})), None)
+    if isinstance(first, list):  # a frame of 33 landmarks, or MMPose's instances of one frame
+        if len(first) == 33 and all(e is None or _is_landmark(e) for e in first):
+            return "mediapipe"
+        return "coco" if all(isinstance(e, dict) and "keypoints" in e for e in first) else None
+    if not isinstance(first, dict):
+        return None
+    if "pose_landmarks" in first or "landmarks" in first:
+        return "mediapipe"
+    if "keypoints" in first or any(isinstance(first.get(k), list) for k in ("instances", "people", "predictions")):
+        return "coco"
+    return None
+
+
+def guess_pose_format(source, name: Optional[str] = None, limits: PoseLimits = DEFAULT_LIMITS) -> str:
+    """Which pose-estimator JSON ``source`` holds, from its content (not its file name).
+
+    Returns:
+        ``"kinetics"`` (``{"data": [...]}``), ``"openpose"`` (``{"people": [...]}``), ``"coco"``
+        (COCO results or annotations, MMPose frames) or ``"mediapipe"`` (frames of 33 landmarks).
+
+    Raises:
+        DataFormatError: invalid JSON, or JSON of none of these shapes.
+    """
+    obj, path = load_json(source, name, limits)
+    fmt = None
+    if isinstance(obj, dict):
+        if isinstance(obj.get("data"), list):
+            fmt = "kinetics"
+        elif isinstance(obj.get("people"), list):
+            fmt = "openpose"
+        elif any(isinstance(obj.get(k), list) for k in ("annotations", "instance_info", "predictions", "results")):
+            fmt = "coco"
+        elif isinstance(obj.get("frames"), list):
+            fmt = _list_format(obj["frames"])
+        elif isinstance(obj.get("landmarks"), list):
+            fmt = "mediapipe"
+    elif isinstance(obj, list):
+        fmt = _list_format(obj)
+    if fmt is None:
+        raise DataFormatError("JSON of no known pose format (Kinetics-skeleton, OpenPose, COCO keypoints, "
+                              "MediaPipe); pass the format explicitly", path)
+    return fmt
+
+
 __all__: Sequence[str] = ["PoseLimits", "DEFAULT_LIMITS", "PoseSequence", "pose_to_clip", "build_sequence",
-                          "load_json", "as_float", "as_index", "as_list", "points", "check_people", "short"]
+                          "load_json", "guess_pose_format", "as_float", "as_index", "as_list", "points", "check_people", "short"]
