@@ -200,7 +200,7 @@ def push_cmd(directory: Path, repo_id: str, endpoint, revision, tag, private: bo
 @click.option("--base-model", default=None, help="For a student: the teacher's Hub repository org/name.")
 def export_cmd(run_dir: Path, what: str, out: Path, license_: str, description, paper, base_model) -> None:
     """Write one model of a finished run as a publishable model folder."""
-    from asma.zoo.config import MODEL_FILES
+    from asma.zoo.schema import MODEL_FILES
     from asma.zoo.export import export_run
     con = _console()
     cfg = export_run(run_dir, what, out, license=license_, description=description, paper=paper,

@@ -2,7 +2,9 @@
 
 Publish::
 
-    from asma.zoo import SkeletonClassifier, config_for_model, save_pretrained, push_to_hub
+    from asma.models import EncoderClassifier
+    from asma.zoo import config_for_model, save_pretrained, push_to_hub
+    model = EncoderClassifier.linear(encoder, num_classes)   # ... trained
     cfg = config_for_model(model, kind="student", class_names=names, stream="joint", ...)
     save_pretrained(model, cfg, "out/ntu60-student")
     sha = push_to_hub("out/ntu60-student", "my-org/asma-ntu60-student", tag="v1.0")
@@ -23,9 +25,12 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "config": ["PretrainedConfig", "ConfigError", "SkeletonTransforms"],
-    "model": ["SkeletonClassifier", "AlignedTeacher", "FeatureStandardizer", "build_model", "config_for_model",
-              "check_compatible", "save_pretrained", "load_pretrained", "load_state", "model_card"],
+    "config": ["PretrainedConfig"],
+    "schema": ["ConfigError"],
+    "transforms": ["SkeletonTransforms"],
+    "architectures": ["config_for_model", "check_compatible"],
+    "model": ["save_pretrained", "load_pretrained", "load_state"],
+    "card": ["model_card"],
     "hub": ["push_to_hub", "pull", "load_from_hub", "commit_of", "parse_model_name", "ModelRef"],
     "export": ["export_run", "exportable"],
     "registry": ["ZooEntry", "ZooError", "UnknownModelError", "list_entries", "resolve", "add_entry",

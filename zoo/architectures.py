@@ -1,10 +1,10 @@
-"""The publishable model kinds and the config <-> model mapping.
+"""The config <-> model mapping of the publishable kinds (the modules are asma's own):
 
-* :class:`SkeletonClassifier`: backbone + linear head (pooled features -> logits); the kinds
-  ``classifier`` and ``student``.
-* :class:`AlignedTeacher`: two backbones (:math:`\\theta`, :math:`\\phi`) + the bi-directional
-  :class:`~asma.models.heads.FeatureAlignment` (Eqs. 10-12); the kind ``teacher``.
-* a bare :class:`~asma.models.Backbone` is the kind ``encoder``.
+* :class:`~asma.models.EncoderClassifier` with a linear head: the kinds ``classifier`` and
+  ``student``;
+* :class:`~asma.models.AlignedClassifier` (two encoders + the bi-directional
+  :class:`~asma.models.FeatureAlignment`, Eqs. 10-12): the kind ``teacher``;
+* a bare :class:`~asma.models.Backbone`: the kind ``encoder``.
 
 :func:`config_for_model` describes a live model, :func:`build_model` builds the architecture a
 config describes, :func:`check_compatible` compares the two (an error names both sides).
@@ -15,130 +15,33 @@ import json
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from asma.models.heads import FeatureAlignment, LinearClassifier
+from asma.models.alignment import AlignedClassifier, FeatureAlignment
+from asma.models.classifiers import EncoderClassifier
+from asma.models.heads import LinearClassifier
 from asma.models.registry import Backbone, create_backbone
 
-from .config import ConfigError, PretrainedConfig
-
-
-class FeatureStandardizer(nn.Module):
-    r"""Per-dimension standardisation :math:`(h - \mu) / \sigma` with stored statistics
-    (the frozen-feature standardisation of :func:`asma.train.probe.standardize_tokens`).
-    Identity until :meth:`fit` or :meth:`set_stats` is called; the statistics are buffers,
-    so they travel with the weights.
-
-    Shapes:
-        - **input**: :math:`(..., D)` -> same
-    """
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-
-    @torch.no_grad()
-    def set_stats(self, mean: Tensor, std: Tensor) -> None:
-        """Set :math:`\\mu` and :math:`\\sigma` (both :math:`(D,)`)."""
-        self.mean.copy_(mean.reshape(-1))
-        self.std.copy_(std.reshape(-1))
-
-    @torch.no_grad()
-    def fit(self, features: Tensor, eps: float = 1e-5) -> None:
-        """Statistics from training features :math:`(..., D)` (std without Bessel correction, + eps)."""
-        flat = features.reshape(-1, features.shape[-1])
-        self.set_stats(flat.mean(0), flat.std(0, unbiased=False) + eps)
-
-    def forward(self, h: Tensor) -> Tensor:
-        """:math:`(h - \\mu) / \\sigma`, shape-preserving :math:`(..., D)`."""
-        return (h - self.mean) / self.std
-
-
-class SkeletonClassifier(nn.Module):
-    r"""A backbone and a linear head: :math:`\hat{y} = W\,\mathrm{std}(f(x)) + b`.
-
-    Args:
-        backbone: any registered :class:`~asma.models.Backbone` (teacher encoder or student).
-        num_classes: :math:`K`.
-
-    Shapes:
-        - **input**: :math:`(N, C, T, V, M)` in the checkpoint's stream
-        - **output**: logits :math:`(N, K)`
-    """
-
-    def __init__(self, backbone: Backbone, num_classes: int):
-        super().__init__()
-        self.backbone = backbone
-        self.norm = FeatureStandardizer(backbone.out_dim)
-        self.head = LinearClassifier(backbone.out_dim, num_classes)
-        self.num_classes = int(num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        """Standardised pooled features, :math:`(N, C, T, V, M) \\to (N, D)`."""
-        return self.norm(self.backbone(x)[0])
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits, :math:`(N, C, T, V, M) \\to (N, K)`."""
-        return self.head(self.features(x))
-
-
-class AlignedTeacher(nn.Module):
-    r"""The ASMa teacher: two encoders and the bi-directional feature alignment (Eqs. 10-12)
-    over their (standardised) per-frame tokens.
-
-    Args:
-        theta, phi: the two pretrained encoders (same layout, channels and width :math:`D`).
-        num_classes: :math:`K`.
-        num_heads: attention heads (paper: 4); ``dropout``: attention dropout.
-
-    Shapes:
-        - **input**: :math:`(N, C, T, V, M)`
-        - **output**: logits :math:`(N, K)`
-    """
-
-    def __init__(self, theta: Backbone, phi: Backbone, num_classes: int, num_heads: int = 4,
-                 dropout: float = 0.0):
-        super().__init__()
-        if theta.out_dim != phi.out_dim:
-            raise ValueError(f"theta and phi widths differ: {theta.out_dim} vs {phi.out_dim}")
-        if theta.in_channels != phi.in_channels or not theta.layout.same_as(phi.layout):
-            raise ValueError("theta and phi must share the layout and in_channels")
-        self.theta = theta
-        self.phi = phi
-        self.norm_theta = FeatureStandardizer(theta.out_dim)
-        self.norm_phi = FeatureStandardizer(phi.out_dim)
-        self.align = FeatureAlignment(theta.out_dim, num_classes, num_heads=num_heads, dropout=dropout)
-        self.num_classes = int(num_classes)
-
-    def tokens(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """Standardised per-frame tokens of both encoders, each :math:`(N, T', D)`."""
-        return self.norm_theta(self.theta(x)[1]), self.norm_phi(self.phi(x)[1])
-
-    def features(self, x: Tensor) -> Tensor:
-        """Pooled aligned feature, :math:`(N, C, T, V, M) \\to (N, D)`."""
-        return self.align.features(*self.tokens(x))
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits, :math:`(N, C, T, V, M) \\to (N, K)`."""
-        return self.align(*self.tokens(x))
+from .config import PretrainedConfig
+from .schema import ConfigError
 
 
 # ---------------------------------------------------------------------- config <-> model
 def _backbones(model: nn.Module) -> List[Backbone]:
     if isinstance(model, Backbone):
         return [model]
-    if isinstance(model, SkeletonClassifier):
-        return [model.backbone]
-    if isinstance(model, AlignedTeacher):
-        return [model.theta, model.phi]
-    raise TypeError(f"cannot publish a {type(model).__name__}: use a Backbone, SkeletonClassifier or AlignedTeacher")
+    if isinstance(model, EncoderClassifier) and isinstance(model.head, LinearClassifier):
+        return [model.encoder]
+    if isinstance(model, AlignedClassifier):
+        return [model.enc_theta, model.enc_phi]
+    raise TypeError(f"cannot publish a {type(model).__name__}: use a Backbone, an EncoderClassifier with a "
+                    "LinearClassifier head or an AlignedClassifier")
 
 
 def _model_kinds(model: nn.Module) -> Tuple[str, ...]:
     if isinstance(model, Backbone):
         return ("encoder",)
-    if isinstance(model, SkeletonClassifier):
+    if isinstance(model, EncoderClassifier):
         return ("classifier", "student")
     return ("teacher",)
 
@@ -208,14 +111,11 @@ def build_model(config: PretrainedConfig) -> nn.Module:
     if config.kind == "encoder":
         return backbone()
     if config.kind in ("classifier", "student"):
-        return SkeletonClassifier(backbone(), config.num_classes)
-    return AlignedTeacher(backbone(), backbone(), config.num_classes,
-                          num_heads=int(config.head["num_heads"]), dropout=float(config.head.get("dropout", 0.0)))
-
-
-def describe(config: PretrainedConfig) -> str:
-    """Same as :meth:`PretrainedConfig.describe`."""
-    return config.describe()
+        return EncoderClassifier.linear(backbone(), config.num_classes)
+    theta, phi = backbone(), backbone()
+    align = FeatureAlignment(theta.out_dim, config.num_classes, num_heads=int(config.head["num_heads"]),
+                             dropout=float(config.head.get("dropout", 0.0)))
+    return AlignedClassifier(theta, phi, align)
 
 
 def check_compatible(model: nn.Module, config: PretrainedConfig, source: str = "the checkpoint") -> None:
@@ -242,4 +142,4 @@ def check_compatible(model: nn.Module, config: PretrainedConfig, source: str = "
         problems.append("head")
     if problems:
         raise ValueError(f"{source} does not fit the model (mismatch in {', '.join(problems)}): {source} was built "
-                         f"for {describe(config)}; the model has {describe(have)}")
+                         f"for {config.describe()}; the model has {have.describe()}")

@@ -48,8 +48,8 @@ callable that turns prepared joint coordinates into the model's input stream.
                           ``save_pretrained``, verified on every load
 ========================  ==========================================================================
 
-The schema constants, :class:`ConfigError` and the field checks live in :mod:`asma.zoo.schema`,
-:class:`SkeletonTransforms` in :mod:`asma.zoo.transforms`; both are re-exported here.
+The schema constants, :class:`~asma.zoo.schema.ConfigError` and the field checks live in
+:mod:`asma.zoo.schema`, :class:`~asma.zoo.transforms.SkeletonTransforms` in :mod:`asma.zoo.transforms`.
 """
 from __future__ import annotations
 
@@ -60,11 +60,8 @@ from typing import Any, Dict, List, Optional, Union
 
 import asma
 
-# The schema constants, ConfigError and SkeletonTransforms are re-exported from here.
-from .schema import (  # noqa: F401
-    _LAYOUT_KEYS, FORMAT_VERSION, HEAD_KINDS, KINDS, MODEL_FILES, STREAMS, ConfigError, _default_head, _is_int,
-    _jsonable, _layout_problem, validate_config)
-from .transforms import _PREPROCESS_KEYS, SkeletonTransforms  # noqa: F401
+from .schema import FORMAT_VERSION, ConfigError, _is_int, _jsonable, validate_config
+from .transforms import SkeletonTransforms
 
 
 @dataclass
@@ -72,7 +69,7 @@ class PretrainedConfig:
     """Metadata of a published model (the ``config.json`` next to ``model.safetensors``).
 
     See the module docstring for the meaning of every field. Build one by hand, with
-    :func:`asma.zoo.model.config_for_model` from a live model, or from a training run's
+    :func:`asma.zoo.architectures.config_for_model` from a live model, or from a training run's
     ``encoders/<name>/config.json`` with :meth:`from_json` (that format is converted to
     ``kind="encoder"``).
 

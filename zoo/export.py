@@ -9,10 +9,10 @@
 * ``classifier-<e>``: ``finetune/<e>/final.safetensors``, kind ``classifier``, ``<e> fine-tuned``;
 * ``encoder-<e>``: ``encoders/<e>/``, kind ``encoder``, the ``linear`` row ``<e> probe``.
 
-The written folder (``save_pretrained``) reproduces the run's logits exactly: the zoo models run
-the same operations as the run's ``EncoderClassifier`` / ``AlignedClassifier`` (the aligned
-classifier's token statistics become ``norm_theta`` / ``norm_phi``). Publish it with
-``asma zoo push DIR org/name``.
+The written folder (``save_pretrained``) reproduces the run's logits exactly: it holds the run's
+own modules (:class:`~asma.models.EncoderClassifier`, :class:`~asma.models.AlignedClassifier`).
+Publish it with ``asma zoo push DIR org/name``; use it in memory with
+``asma.create_model("RUN:what", pretrained=True)``.
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def build_export(run_dir: PathLike, what: str, *, license: str = "unknown", desc
     else:
         raise ValueError(f"unknown model {what!r}; {run} holds: {', '.join(exportable(run)) or 'none'} "
                          "(student, student-ft, teacher, classifier-<encoder>, encoder-<name>)")
-    from .model import config_for_model
+    from .architectures import config_for_model
     kind, summary = fields.pop("kind"), fields.pop("summary")
     config = config_for_model(model.eval(), kind=kind, license=license, paper=paper, base_model=base_model,
                               description=description or summary, source={"run": str(run), "model": what},
@@ -128,15 +128,14 @@ def _student(run: Path, cfg, stage: str, teacher: str) -> Tuple[nn.Module, Dict[
     from asma.io import read_json
     from asma.train.pipeline import load_student
     _require(run / stage / "student.safetensors", f"asma distill --run-dir {run} --teacher {teacher}")
-    trained = load_student(run, stage)
+    model = load_student(run, stage)
     meta = read_json(run / stage / "student.json")
-    model = _wrap(trained, len(meta["class_names"]))
     dc = _stage_config(run, stage, cfg.distill)
     fields = _labelled(run, cfg, stage, lambda r: r.startswith("student of"), meta["class_names"])
     fields["training"].update(teacher=teacher, tau=dc["tau"], mode=dc["mode"],
                               epochs={**fields["training"]["epochs"], "distill": dc["epochs"]})
     fields.update(kind="student", stream=meta["stream"],
-                  summary=f"{trained.encoder.config['name']} student distilled (tau={dc['tau']:g}) from the "
+                  summary=f"{model.encoder.config['name']} student distilled (tau={dc['tau']:g}) from the "
                           f"{'linear-probed' if teacher == 'linear' else 'fine-tuned'} ASMa teacher of run "
                           f"{run.name} on {fields['dataset']}.")
     return model, fields
@@ -144,16 +143,9 @@ def _student(run: Path, cfg, stage: str, teacher: str) -> Tuple[nn.Module, Dict[
 
 def _teacher(run: Path, cfg) -> Tuple[nn.Module, Dict[str, Any]]:
     from asma.train.pipeline import finetuned_teacher, open_run
-
-    from .model import AlignedTeacher
     _require(run / "finetune" / "aligned.safetensors", f"asma finetune --run-dir {run}")
     ctx = open_run(run, cfg)
-    trained = finetuned_teacher(ctx)
-    model = AlignedTeacher(trained.enc_theta, trained.enc_phi, ctx.train.num_classes,
-                           num_heads=trained.align.theta_to_phi.num_heads)
-    model.align = trained.align
-    model.norm_theta.set_stats(trained.mean_theta, trained.std_theta)
-    model.norm_phi.set_stats(trained.mean_phi, trained.std_phi)
+    model = finetuned_teacher(ctx)
     ft = _stage_config(run, "finetune", cfg.finetune)
     fields = _labelled(run, cfg, "finetune", lambda r: r.endswith("fine-tuned aligned"),
                        ctx.train.class_names, names=list(ctx.encoders))
@@ -165,8 +157,7 @@ def _teacher(run: Path, cfg) -> Tuple[nn.Module, Dict[str, Any]]:
 
 
 def _classifier(run: Path, cfg, name: str) -> Tuple[nn.Module, Dict[str, Any]]:
-    from asma.models.heads import LinearClassifier
-    from asma.train.finetune import EncoderClassifier
+    from asma.models.classifiers import EncoderClassifier
     from asma.train.pipeline import load_weights, open_run
     weights = run / "finetune" / name / "final.safetensors"
     _require(weights, f"asma finetune --run-dir {run}")
@@ -174,9 +165,7 @@ def _classifier(run: Path, cfg, name: str) -> Tuple[nn.Module, Dict[str, Any]]:
     if name not in ctx.encoders:
         raise ValueError(f"no encoder {name!r} in {run}; encoders: {', '.join(ctx.encoders)}")
     enc, k = copy.deepcopy(ctx.encoders[name]), ctx.train.num_classes
-    trained = load_weights(EncoderClassifier(enc, LinearClassifier(enc.out_dim, k)), weights,
-                           f"the fine-tuned {name} classifier of {run}")
-    model = _wrap(trained, k)
+    model = load_weights(EncoderClassifier.linear(enc, k), weights, f"the fine-tuned {name} classifier of {run}")
     ft = _stage_config(run, "finetune", cfg.finetune)
     fields = _labelled(run, cfg, "finetune", lambda r: r == f"{name} fine-tuned",
                        ctx.train.class_names, names=[name])
@@ -205,15 +194,6 @@ def _encoder(run: Path, cfg, name: str) -> Tuple[nn.Module, Dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- shared facts
-def _wrap(trained: nn.Module, num_classes: int) -> nn.Module:
-    """The run's ``EncoderClassifier`` as a zoo ``SkeletonClassifier`` sharing its modules (the
-    zoo's feature standardisation stays the identity, so the logits are the run's)."""
-    from .model import SkeletonClassifier
-    model = SkeletonClassifier(trained.encoder, num_classes)
-    model.head = trained.head
-    return model.eval()
-
-
 def _dataset_name(ds) -> str:
     """``ntu60-xsub`` for a prepared dataset, ``synthetic-<protocol>`` for the embedded one."""
     return f"synthetic-{ds.protocol}" if ds.dataset == "synthetic" else ds.dataset

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Tuple, Union
 
 import asma
 
-from .config import MODEL_FILES, PretrainedConfig
+from .config import PretrainedConfig
+from .schema import MODEL_FILES
 from .registry import ZooError, resolve
 
 if TYPE_CHECKING:  # torch is only imported when a model is built (pull/list/info stay light)
@@ -134,7 +135,7 @@ def _stage(directory: Path, tmp: Path, config: PretrainedConfig, repo_id: str) -
         if _CARD_PLACEHOLDER in text:  # card written before the repository was known
             readme.write_text(text.replace(_CARD_PLACEHOLDER, repo_id), encoding="utf-8")
     else:
-        from .model import model_card
+        from .card import model_card
         readme.write_text(str(model_card(config, repo_id)), encoding="utf-8")
 
 
@@ -166,7 +167,8 @@ def push_to_hub(directory: PathLike, repo_id: str, revision: Optional[str] = Non
     """
     from huggingface_hub import HfApi
 
-    from .model import _load_checked, build_model, load_state
+    from .architectures import build_model
+    from .model import _load_checked, load_state
 
     directory = Path(directory)
     if not directory.is_dir():

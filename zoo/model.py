@@ -5,10 +5,10 @@ only ever read from safetensors (pickled ``*.bin``/``*.pt`` files are refused), 
 that does not fit the model (layout, channels, backbone, classes) fails with an error naming both
 sides.
 
-The model kinds (:class:`SkeletonClassifier`, :class:`AlignedTeacher`, a bare
-:class:`~asma.models.Backbone` as ``encoder``) with :func:`config_for_model`, :func:`build_model`
-and :func:`check_compatible` live in :mod:`asma.zoo.architectures`, the model card
-(:func:`model_card`) in :mod:`asma.zoo.card`; this module re-exports them and stays the import point.
+The config <-> model mapping (:func:`~asma.zoo.architectures.config_for_model`,
+:func:`~asma.zoo.architectures.build_model`, :func:`~asma.zoo.architectures.check_compatible`) is in
+:mod:`asma.zoo.architectures`, the model card in :mod:`asma.zoo.card`. Users load models with
+:func:`asma.create_model`, which reads folders with :func:`load_pretrained`.
 """
 from __future__ import annotations
 
@@ -20,12 +20,9 @@ from torch import Tensor, nn
 import asma
 from asma.io import atomic_write_text, load_tensors, save_tensors
 
-# Re-exported: this module is the import point for the model kinds, the card and MODEL_FILES.
-from .architectures import (  # noqa: F401
-    AlignedTeacher, FeatureStandardizer, SkeletonClassifier, _backbone_config, _backbones, _model_kinds,
-    build_model, check_compatible, config_for_model, describe)
-from .card import _CARD_TEMPLATE, CARD_TAGS, PIPELINE_TAG, model_card  # noqa: F401
-from .config import MODEL_FILES, ConfigError, PretrainedConfig  # noqa: F401
+from .architectures import build_model, check_compatible
+from .card import model_card
+from .config import PretrainedConfig
 
 PathLike = Union[str, Path]
 
@@ -42,7 +39,7 @@ def save_pretrained(model: nn.Module, config: PretrainedConfig, directory: PathL
     complete, matching weights. Nothing is pickled.
 
     Args:
-        model: a :class:`~asma.models.Backbone`, :class:`SkeletonClassifier` or :class:`AlignedTeacher`.
+        model: a :class:`~asma.models.Backbone`, :class:`~asma.models.EncoderClassifier` or :class:`~asma.models.AlignedClassifier`.
         config: its :class:`PretrainedConfig` (see :func:`config_for_model`); it must describe the model.
         directory: target folder (created).
         repo_id: the intended Hub repository, used in the card's usage section.
@@ -112,7 +109,7 @@ def _load_checked(model: nn.Module, state: Mapping[str, Tensor], source: str, co
         for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
             if items:
                 parts.append(f"{label}: {', '.join(items[:4])}" + (f" (+{len(items) - 4} more)" if len(items) > 4 else ""))
-        raise ValueError(f"{source}: weights do not fit the model built for {describe(config)}; " + "; ".join(parts))
+        raise ValueError(f"{source}: weights do not fit the model built for {config.describe()}; " + "; ".join(parts))
     model.load_state_dict(state)
 
 

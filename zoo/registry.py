@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
-from .config import KINDS
+from .schema import KINDS
 
 PathLike = Union[str, os.PathLike]
 

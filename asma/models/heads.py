@@ -1,4 +1,4 @@
-"""Projection and classification heads, and the bi-directional feature alignment module (§3.4)."""
+"""Projection and classification heads (the feature alignment module is in :mod:`asma.models.alignment`)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -52,6 +52,7 @@ class LinearClassifier(nn.Module):
     def __init__(self, in_dim: int, num_classes: int):
         super().__init__()
         self.fc = nn.Linear(in_dim, num_classes)
+        self.num_classes = int(num_classes)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -62,46 +63,28 @@ class LinearClassifier(nn.Module):
         return self.fc(h)
 
 
-class FeatureAlignment(nn.Module):
-    r"""Bi-directional multi-head cross-attention between the two encoders' per-frame tokens
-    (Eqs. 10-12):
-
-    .. math::
-        \mathbf{h}_{aligned} = \mathrm{MHA}(\mathbf{h}^\theta, \mathbf{h}^\phi, \mathbf{h}^\phi)
-        + \mathrm{MHA}(\mathbf{h}^\phi, \mathbf{h}^\theta, \mathbf{h}^\theta), \qquad
-        \hat{y} = W_{cls}\, \mathrm{pool}_t(\mathbf{h}_{aligned})
-
-    The attention runs over the :math:`T'` frame tokens (a single pooled token would make the
-    softmax trivially 1, see docs/fidelity.md); the fused tokens are mean-pooled over time.
+class ProjectedHead(nn.Module):
+    """Classifier of a feature-distilled student: the learned projection to the teacher's width
+    followed by the teacher's own (frozen) linear head, so the student classifies without labels.
 
     Args:
-        dim: token width :math:`D`.
-        num_classes: :math:`K`.
-        num_heads: attention heads (paper: 4).
+        proj: maps the student's :math:`D_S` to the teacher's :math:`D_T`.
+        teacher_head: the teacher's classifier :math:`(B, D_T) \\to (B, K)` (frozen here).
 
     Shapes:
-        - **h_theta**, **h_phi**: :math:`(B, T', D)`
-        - **output**: logits :math:`(B, K)`
+        - **input**: :math:`(B, D_S)` -> **output**: :math:`(B, K)`
     """
 
-    def __init__(self, dim: int, num_classes: int, num_heads: int = 4, dropout: float = 0.0):
+    def __init__(self, proj: nn.Module, teacher_head: nn.Module):
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"token width {dim} is not divisible by num_heads={num_heads}")
-        self.theta_to_phi = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
-        self.phi_to_theta = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
-        self.head = LinearClassifier(dim, num_classes)
+        self.proj = proj
+        self.teacher_head = teacher_head.requires_grad_(False)
 
-    def reset_parameters(self) -> None:
-        self.theta_to_phi._reset_parameters()
-        self.phi_to_theta._reset_parameters()
-        self.head.reset_parameters()
+    @property
+    def num_classes(self) -> int:
+        """:math:`K`, the teacher head's output width."""
+        return int(self.teacher_head.num_classes)
 
-    def features(self, h_theta: Tensor, h_phi: Tensor) -> Tensor:
-        """Pooled aligned feature, :math:`(B, D)`."""
-        a = self.theta_to_phi(h_theta, h_phi, h_phi, need_weights=False)[0]
-        b = self.phi_to_theta(h_phi, h_theta, h_theta, need_weights=False)[0]
-        return (a + b).mean(dim=1)
-
-    def forward(self, h_theta: Tensor, h_phi: Tensor) -> Tensor:
-        return self.head(self.features(h_theta, h_phi))
+    def forward(self, h: Tensor) -> Tensor:
+        """Logits, :math:`(B, D_S) \\to (B, K)`."""
+        return self.teacher_head(self.proj(h))

@@ -15,12 +15,14 @@ from torch import Tensor, nn
 from ..data.arrays import SkeletonArrays
 from ..data.transforms import Augment, AugmentConfig
 from ..losses import CosineFeatureLoss, DistillationKL
-from ..models.heads import LinearClassifier
+from ..models.classifiers import EncoderClassifier
+from ..models.heads import LinearClassifier, ProjectedHead
 from ..models.registry import count_parameters, create_backbone
 from .config import DistillConfig
+from .optim import adam
 from .engine import Device, device_for
 from .evaluate import evaluate
-from .finetune import EncoderClassifier, stream_tensor
+from .finetune import stream_tensor
 from .loop import BatchIndex, _metrics_log, batch_clips, fit_epochs
 from .probe import ProbeResult
 
@@ -30,23 +32,6 @@ PathLike = Union[str, Path]
 DEFAULT_TAUS: Tuple[float, ...] = (1.0, 2.0, 4.0, 6.0, 8.0, 9.0, 10.0)
 #: Student depths of :func:`depth_sweep` by default (Fig. 4 right; the paper's student has 5).
 DEFAULT_DEPTHS: Tuple[int, ...] = (2, 3, 4, 5, 6, 7)
-
-
-class ProjectedHead(nn.Module):
-    """Classifier of a feature-distilled student: the learned projection to the teacher's width
-    followed by the teacher's own (frozen) linear head, so the student classifies without labels.
-
-    Shapes:
-        - **input**: :math:`(B, D_S)` -> **output**: :math:`(B, K)`
-    """
-
-    def __init__(self, proj: nn.Module, teacher_head: nn.Module):
-        super().__init__()
-        self.proj = proj
-        self.teacher_head = teacher_head.requires_grad_(False)
-
-    def forward(self, h: Tensor) -> Tensor:
-        return self.teacher_head(self.proj(h))
 
 
 @torch.no_grad()
@@ -158,7 +143,7 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
         model = EncoderClassifier(student, head).to(device)
         params = [p for p in model.parameters() if p.requires_grad]
         lr = cfg.resolved_lr()
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+        opt = adam(params, lr=lr, weight_decay=cfg.weight_decay)
 
         def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
             x = batch_clips(data, batch, augment, g, device)
@@ -245,5 +230,5 @@ def depth_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test
     return rows
 
 
-__all__ = ["DistillConfig", "ProjectedHead", "distill", "tau_sweep", "depth_sweep", "DEFAULT_TAUS",
+__all__ = ["DistillConfig", "distill", "tau_sweep", "depth_sweep", "DEFAULT_TAUS",
            "DEFAULT_DEPTHS"]

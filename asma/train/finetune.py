@@ -1,12 +1,13 @@
 """Fine-tuning (paper §4 "Downstream Evaluation"): each encoder end-to-end with a linear head,
-then the feature alignment module on top of the two fine-tuned, frozen encoders. Also the
-classifier modules shared with distillation and the linear-probed aligned teacher."""
+then the feature alignment module on top of the two fine-tuned, frozen encoders, and the
+linear-probed aligned teacher (the modules are :mod:`asma.models.classifiers` /
+:mod:`asma.models.alignment`)."""
 from __future__ import annotations
 
 import copy
 from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -16,102 +17,18 @@ from torch import Tensor, nn
 from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..data.transforms import Augment, AugmentConfig
-from ..models.heads import FeatureAlignment, LinearClassifier
+from ..models.alignment import AlignedClassifier, FeatureAlignment
+from ..models.classifiers import EncoderClassifier, feature_stats
+from ..models.heads import LinearClassifier
 from ..models.registry import Backbone
 from .config import FinetuneConfig, ProbeConfig
+from .optim import adam
 from .engine import Device, device_for
 from .evaluate import evaluate, evaluate_logits
 from .loop import BatchIndex, BatchLoss, _metrics_log, batch_clips, fit_epochs  # noqa: F401  (also importable from here)
 from .probe import ProbeResult, extract_tokens, train_head
 
 PathLike = Union[str, Path]
-
-
-# ----------------------------------------------------------------------------- classifier modules
-
-
-class EncoderClassifier(nn.Module):
-    """A backbone and a head on its pooled feature (fine-tuned encoders, distilled students).
-
-    Shapes:
-        - **input**: :math:`(B, C, T, V, M)` -> **output**: logits :math:`(B, K)`, or with
-          ``features=True`` the pooled feature :math:`(B, D)`
-    """
-
-    def __init__(self, encoder: Backbone, head: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-        self.head = head
-
-    def features(self, x: Tensor) -> Tensor:
-        """Pooled encoder feature, :math:`(B, C, T, V, M) \\to (B, D)`."""
-        return self.encoder(x)[0]
-
-    def forward(self, x: Tensor, features: bool = False) -> Tensor:
-        # ``features=True`` lets a DDP wrapper run :meth:`features` (DDP only wraps ``forward``)
-        f = self.features(x)
-        return f if features else self.head(f)
-
-
-class AlignedClassifier(nn.Module):
-    r"""The full ASMa classifier: two frozen encoders, their per-frame tokens standardised with
-    the training set's statistics (as :func:`~asma.train.probe.standardize_tokens`), and the
-    :class:`~asma.models.heads.FeatureAlignment` module (Eqs. 10-12). Used as the distillation
-    teacher (§3.5). The encoders stay in eval mode and have ``requires_grad=False``.
-
-    Shapes:
-        - **input**: :math:`(B, C, T, V, M)` -> **output**: logits :math:`(B, K)`;
-          :meth:`features`: :math:`(B, D)`
-    """
-
-    def __init__(self, enc_theta: Backbone, enc_phi: Backbone, align: FeatureAlignment,
-                 stats: Optional[Mapping[str, Tensor]] = None):
-        super().__init__()
-        self.enc_theta = enc_theta.requires_grad_(False)
-        self.enc_phi = enc_phi.requires_grad_(False)
-        self.align = align
-        d = enc_theta.out_dim
-        stats = dict(stats or {})
-        for k in ("theta", "phi"):
-            self.register_buffer(f"mean_{k}", stats.get(f"mean_{k}", torch.zeros(d)).clone().float())
-            self.register_buffer(f"std_{k}", stats.get(f"std_{k}", torch.ones(d)).clone().float())
-        self.train(False)
-
-    def train(self, mode: bool = True) -> "AlignedClassifier":
-        super().train(mode)
-        self.enc_theta.eval()
-        self.enc_phi.eval()
-        return self
-
-    @property
-    def head(self) -> nn.Module:
-        """The final linear classifier, :math:`(B, D) \\to (B, K)`."""
-        return self.align.head
-
-    def tokens(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """Standardised tokens of both encoders, each :math:`(B, T', D)`."""
-        with torch.no_grad():
-            h_t = (self.enc_theta(x)[1] - self.mean_theta) / self.std_theta
-            h_p = (self.enc_phi(x)[1] - self.mean_phi) / self.std_phi
-        return h_t, h_p
-
-    def features(self, x: Tensor) -> Tensor:
-        """Pooled aligned feature, :math:`(B, D)`."""
-        return self.align.features(*self.tokens(x))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.align(*self.tokens(x))
-
-
-def token_stats(train_tokens: Tensor, eps: float = 1e-5) -> Tuple[Tensor, Tensor]:
-    """Per-dimension mean and std (+eps) of training tokens, as
-    :func:`~asma.train.probe.standardize_tokens` computes them.
-
-    Shapes:
-        - **train_tokens**: :math:`(N, T', D)` -> two :math:`(D,)`
-    """
-    flat = train_tokens.reshape(-1, train_tokens.shape[-1])
-    return flat.mean(0), flat.std(0, unbiased=False) + eps
 
 
 def _unwrap(encoder: nn.Module) -> Backbone:
@@ -173,7 +90,7 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
     augment = Augment(augment_cfg or AugmentConfig(), train.skeleton.flip_perm, train.num_coords) \
         if cfg.augment else None
     crit = nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
         logits = net(batch_clips(data, batch, augment, g, device))
@@ -203,7 +120,7 @@ def _aligned_tokens(enc_theta: Backbone, enc_phi: Backbone, train: SkeletonArray
     # the encoders run on ``device``; tokens and statistics come back on the CPU
     tr_t, te_t = (extract_tokens(enc_theta, a, stream, device=device) for a in (train, test))
     tr_p, te_p = (extract_tokens(enc_phi, a, stream, device=device) for a in (train, test))
-    (m_t, s_t), (m_p, s_p) = token_stats(tr_t), token_stats(tr_p)
+    (m_t, s_t), (m_p, s_p) = feature_stats(tr_t), feature_stats(tr_p)
     stats = {"mean_theta": m_t, "std_theta": s_t, "mean_phi": m_p, "std_phi": s_p}
     return ((tr_t - m_t) / s_t, (tr_p - m_p) / s_p), ((te_t - m_t) / s_t, (te_p - m_p) / s_p), stats
 
@@ -273,7 +190,7 @@ def finetune_aligned(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonAr
     align = FeatureAlignment(enc_t.out_dim, train.num_classes, num_heads=cfg.heads).to(device)
     labels = torch.as_tensor(train.labels, dtype=torch.long)
     crit = nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(align.parameters(), lr=cfg.align_lr, weight_decay=cfg.weight_decay)
+    opt = adam(align.parameters(), lr=cfg.align_lr, weight_decay=cfg.weight_decay)
 
     def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
         i = batch.idx
@@ -297,6 +214,6 @@ def finetune_aligned(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonAr
     return model, result
 
 
-__all__ = ["FinetuneConfig", "EncoderClassifier", "AlignedClassifier", "token_stats", "stream_tensor",
+__all__ = ["FinetuneConfig", "stream_tensor",
            "BatchIndex", "BatchLoss", "batch_clips", "fit_epochs", "finetune", "fit_aligned_probe",
            "finetune_aligned"]

@@ -34,7 +34,9 @@ from ..data.catalog import load_dataset
 from ..data.streams import STREAMS
 from ..graph import skeleton_from_dict
 from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_tensors
-from ..models.heads import FeatureAlignment, LinearClassifier
+from ..models.alignment import AlignedClassifier, FeatureAlignment
+from ..models.classifiers import EncoderClassifier
+from ..models.heads import LinearClassifier
 from ..models.registry import Backbone, count_flops, create_backbone
 from .config import STAGES, DistillConfig, FinetuneConfig, TrainConfig
 from .distributed import barrier
@@ -103,7 +105,6 @@ def finetuned_teacher(ctx: RunContext, heads: Optional[int] = None):
     Raises:
         ValueError: when the run has no finished fine-tuning.
     """
-    from .finetune import AlignedClassifier
     path = ctx.run_dir / "finetune" / "aligned.safetensors"
     if not path.is_file():
         raise ValueError(f"{path} does not exist: distill.teacher='finetune' needs the fine-tuning stage "
@@ -170,7 +171,6 @@ def distill_stage(ctx: RunContext, dc: Optional[DistillConfig] = None, *, resume
 def load_student(run_dir, stage: str = "distill"):
     """The distilled student of a run (``stage`` = ``distill`` or ``distill-ft``) as an
     :class:`~asma.train.finetune.EncoderClassifier` (eval mode)."""
-    from .finetune import EncoderClassifier
     out = Path(run_dir) / stage
     if not (out / "student.json").is_file():
         raise ValueError(f"{out / 'student.json'} does not exist; run 'asma distill --run-dir {run_dir}' first")
@@ -210,7 +210,6 @@ def check_stages(cfg: TrainConfig) -> List[str]:
 def model_costs(ctx: RunContext, student_cfg: Optional[Dict[str, Any]] = None) -> Dict[str, Dict[str, float]]:
     """Parameters and GFLOPs per clip of the teacher (two encoders + alignment) and of the
     student, on one downstream clip (Table 5's columns; FLOPs of one forward pass)."""
-    from .finetune import AlignedClassifier, EncoderClassifier
 
     def size(m: torch.nn.Module) -> Dict[str, float]:  # all parameters, frozen ones included
         return {"params": sum(p.numel() for p in m.parameters()), "gflops": round(count_flops(m, x) / 1e9, 4)}

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..losses import accuracy_topk
-from ..models.heads import FeatureAlignment, LinearClassifier
+from ..models.alignment import FeatureAlignment
+from ..models.heads import LinearClassifier
 from ..models.registry import Backbone
 from .config import ProbeConfig
 from .engine import Device, device_for, epoch_generator, set_lr, warmup_cosine

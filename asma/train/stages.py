@@ -83,7 +83,7 @@ def evaluate_run(run_dir, stage: str, name: Optional[str] = None, device: Option
         :class:`~asma.train.evaluate.EvalResult` (top-1/top-5, per-class accuracy, confusion matrix).
     """
     from .evaluate import evaluate, write_eval
-    from .finetune import EncoderClassifier
+    from ..models.classifiers import EncoderClassifier
     from .pipeline import finetuned_teacher, load_weights
     ctx = _open(run_dir, device)
     run = Path(run_dir)

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from asma.models.asma import ASMa
-from asma.models.heads import FeatureAlignment, Projector
+from asma.models.alignment import FeatureAlignment
+from asma.models.heads import Projector
 from asma.models.registry import count_parameters
 
 

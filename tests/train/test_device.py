@@ -159,7 +159,7 @@ def test_evaluation_helpers_on_cpu_are_bit_identical(data):
     assert [(r.name, r.top1) for r in rows0] == [(r.name, r.top1) for r in rows1]
     assert all(torch.equal(a.logits, b.logits) for a, b in zip(rows0, rows1))
     from asma.models.heads import LinearClassifier
-    from asma.train.finetune import EncoderClassifier
+    from asma.models.classifiers import EncoderClassifier
     torch.manual_seed(0)
     model = EncoderClassifier(_enc(0), LinearClassifier(16, 3))
     assert torch.equal(evaluate(model, data).logits, evaluate(model, data, device="cpu").logits)

@@ -8,7 +8,8 @@ from asma.data.arrays import SkeletonArrays
 from asma.data.synthetic import SyntheticConfig, make_synthetic
 from asma.models.registry import create_backbone
 from asma.train.config import ProbeConfig
-from asma.train.distill import DistillConfig, ProjectedHead, depth_sweep, distill, tau_sweep
+from asma.models.heads import ProjectedHead
+from asma.train.distill import DistillConfig, depth_sweep, distill, tau_sweep
 from asma.train.evaluate import predict_logits
 from asma.train.finetune import FinetuneConfig, finetune, fit_aligned_probe
 

@@ -8,8 +8,9 @@ from asma.models.heads import LinearClassifier
 from asma.models.registry import create_backbone
 from asma.train.config import ProbeConfig
 from asma.train.evaluate import evaluate
-from asma.train.finetune import (AlignedClassifier, EncoderClassifier, FinetuneConfig, finetune,
-                                 finetune_aligned, fit_aligned_probe)
+from asma.models.alignment import AlignedClassifier
+from asma.models.classifiers import EncoderClassifier
+from asma.train.finetune import FinetuneConfig, finetune, finetune_aligned, fit_aligned_probe
 from asma.train.probe import linear_evaluation
 
 ENC = dict(hidden_channels=4, out_channels=16)

@@ -102,9 +102,9 @@ def class_names():
 
 @pytest.fixture
 def classifier():
-    """A tiny randomised ``SkeletonClassifier`` on ntu25 (3 channels, 5 classes), eval mode."""
-    from asma.zoo import SkeletonClassifier
-    return randomize_(SkeletonClassifier(tiny_backbone(), len(CLASSES)))
+    """A tiny randomised ``EncoderClassifier`` (linear head) on ntu25 (3 channels, 5 classes), eval mode."""
+    from asma.models import EncoderClassifier
+    return randomize_(EncoderClassifier.linear(tiny_backbone(), len(CLASSES)))
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def test_teacher_reproduces_the_finetuned_aligned_classifier(run, tmp_path):
     assert torch.equal(logits, evaluate_run(run["dir"], "finetune", "aligned").logits)
     model, _ = load_pretrained(tmp_path / "teacher")
     ref = finetuned_teacher(run["ctx"])
-    assert torch.equal(model.norm_theta.std, ref.std_theta) and torch.equal(model.norm_phi.mean, ref.mean_phi)
+    assert torch.equal(model.norm_theta.std, ref.norm_theta.std) and torch.equal(model.norm_phi.mean, ref.norm_phi.mean)
     assert cfg.kind == "teacher" and cfg.head == {"type": "alignment", "num_heads": 2, "dropout": 0.0}
     assert cfg.metrics == {"synthetic-xsub/finetune": _row(run, "finetune", "theta+phi fine-tuned aligned")}
     assert cfg.training["epochs"] == {"pretrain": 1, "finetune": 1, "align": 1}

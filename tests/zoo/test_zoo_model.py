@@ -7,14 +7,18 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from asma.zoo import (AlignedTeacher, ConfigError, PretrainedConfig, SkeletonClassifier, config_for_model,
-                      load_pretrained, model_card, save_pretrained)
+from asma.models import AlignedClassifier, EncoderClassifier, FeatureAlignment
+from asma.zoo import ConfigError, PretrainedConfig, config_for_model, load_pretrained, model_card, save_pretrained
+
+
+def _teacher(make_backbone, num_classes):
+    return AlignedClassifier(make_backbone(), make_backbone(), FeatureAlignment(16, num_classes, num_heads=2))
 
 
 def test_round_trip_gives_identical_logits(saved, classifier, classifier_config, clips, find_pickles):
     assert sorted(p.name for p in saved.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     model, cfg = load_pretrained(saved)
-    assert isinstance(model, SkeletonClassifier) and not model.training
+    assert isinstance(model, EncoderClassifier) and not model.training
     assert cfg == classifier_config
     with torch.no_grad():
         assert torch.equal(model(cfg.preprocess(clips)), classifier(classifier_config.preprocess(clips)))
@@ -25,13 +29,16 @@ def test_round_trip_gives_identical_logits(saved, classifier, classifier_config,
     assert not list(saved.glob(".*"))  # no temporary files left behind
 
 
-def test_feature_statistics_travel_with_the_weights(tmp_path, classifier, classifier_config, clips):
-    classifier.norm.fit(torch.randn(50, 16) * 3 + 1)
-    d = save_pretrained(classifier, classifier_config, tmp_path / "m")
+def test_token_statistics_travel_with_the_weights(tmp_path, make_backbone, randomize, class_names, clips):
+    teacher = randomize(_teacher(make_backbone, len(class_names)))
+    teacher.norm_theta.fit(torch.randn(50, 4, 16) * 3 + 1)
+    teacher.norm_phi.set_stats(torch.full((16,), 0.5), torch.full((16,), 2.0))
+    d = save_pretrained(teacher, config_for_model(teacher, class_names=class_names), tmp_path / "m")
     model, _ = load_pretrained(d)
-    assert torch.equal(model.norm.mean, classifier.norm.mean) and torch.equal(model.norm.std, classifier.norm.std)
+    assert torch.equal(model.norm_theta.mean, teacher.norm_theta.mean)
+    assert torch.equal(model.norm_phi.std, torch.full((16,), 2.0))
     with torch.no_grad():
-        assert torch.equal(model(clips), classifier(clips))
+        assert torch.equal(model(clips), teacher(clips))
 
 
 @pytest.mark.parametrize("kind", ["encoder", "teacher", "student"])
@@ -40,11 +47,11 @@ def test_other_kinds_round_trip(tmp_path, kind, make_backbone, randomize, class_
         model = randomize(make_backbone())
         cfg = config_for_model(model, stream="joint")
     elif kind == "teacher":
-        model = randomize(AlignedTeacher(make_backbone(), make_backbone(), len(class_names), num_heads=2))
+        model = randomize(_teacher(make_backbone, len(class_names)))
         cfg = config_for_model(model, class_names=class_names)
         assert cfg.head == {"type": "alignment", "num_heads": 2, "dropout": 0.0}
     else:
-        model = randomize(SkeletonClassifier(make_backbone(name="stgcn-student"), len(class_names)))
+        model = randomize(EncoderClassifier.linear(make_backbone(name="stgcn-student"), len(class_names)))
         cfg = config_for_model(model, kind="student", class_names=class_names, base_model="my-org/asma-teacher")
     d = save_pretrained(model, cfg, tmp_path / kind)
     loaded, back = load_pretrained(d)
@@ -72,7 +79,7 @@ def test_model_card_metadata(saved, classifier_config):
 
 
 def test_student_card_has_base_model(make_backbone, class_names):
-    model = SkeletonClassifier(make_backbone(name="stgcn-student"), len(class_names))
+    model = EncoderClassifier.linear(make_backbone(name="stgcn-student"), len(class_names))
     cfg = config_for_model(model, kind="student", class_names=class_names, base_model="my-org/asma-teacher")
     card = model_card(cfg, "my-org/asma-student")
     assert card.data.base_model == "my-org/asma-teacher" and "asma-student" in card.data.tags
@@ -80,23 +87,23 @@ def test_student_card_has_base_model(make_backbone, class_names):
 
 
 def test_layout_mismatch_names_both_sides(saved, make_backbone, class_names):
-    other = SkeletonClassifier(make_backbone("coco17"), len(class_names))
+    other = EncoderClassifier.linear(make_backbone("coco17"), len(class_names))
     with pytest.raises(ValueError) as e:
         load_pretrained(saved, model=other)
     msg = str(e.value)
     assert "mismatch in layout" in msg and "layout 'ntu25' (25 joints)" in msg and "layout 'coco17' (17 joints)" in msg
-    two_ch = SkeletonClassifier(make_backbone(in_channels=2), len(class_names))
+    two_ch = EncoderClassifier.linear(make_backbone(in_channels=2), len(class_names))
     with pytest.raises(ValueError, match=r"mismatch in in_channels.*in_channels=3.*in_channels=2"):
         load_pretrained(saved, model=two_ch)
     with pytest.raises(ValueError, match=r"mismatch in num_classes.*5 classes.*7 classes"):
-        load_pretrained(saved, model=SkeletonClassifier(make_backbone(), 7))
-    model, _ = load_pretrained(saved, model=SkeletonClassifier(make_backbone(), len(class_names)))
+        load_pretrained(saved, model=EncoderClassifier.linear(make_backbone(), 7))
+    model, _ = load_pretrained(saved, model=EncoderClassifier.linear(make_backbone(), len(class_names)))
     with pytest.raises(ValueError, match=r"V=17 joints but the backbone was built for layout 'ntu25' with V=25"):
         model(torch.zeros(1, 3, 16, 17, 2))
 
 
 def test_save_refuses_a_config_of_another_model(tmp_path, classifier_config, make_backbone, class_names):
-    other = SkeletonClassifier(make_backbone("coco17"), len(class_names))
+    other = EncoderClassifier.linear(make_backbone("coco17"), len(class_names))
     with pytest.raises(ValueError, match="the config does not fit the model"):
         save_pretrained(other, classifier_config, tmp_path / "x")
     assert not (tmp_path / "x").exists()
@@ -152,7 +159,7 @@ def test_create_model_from_a_folder(saved, classifier, classifier_config, clips)
     with torch.no_grad():
         assert torch.equal(model(cfg.preprocess(clips)), classifier(classifier_config.preprocess(clips)))
     fresh = asma.create_model(str(saved))  # pretrained=False: the architecture, freshly initialised
-    assert isinstance(fresh, SkeletonClassifier) and not hasattr(fresh, "pretrained_cfg")
+    assert isinstance(fresh, EncoderClassifier) and not hasattr(fresh, "pretrained_cfg")
     assert fresh.state_dict().keys() == model.state_dict().keys()
     with torch.no_grad():
         assert not torch.equal(fresh.eval()(clips), model(clips))
