@@ -213,6 +213,9 @@ def save_checkpoint(directory: PathLike, tag: str, model: nn.Module, config: Map
     """
     directory = Path(directory)
     final = resolve_tag(directory, tag)
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"save_checkpoint: state['epoch'] must be the finished epoch (an integer >= 0), got {epoch!r}")
     directory.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", dir=directory))
     try:

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from asma.io import (atomic_write_json, latest_checkpoint, load_checkpoint, load_tensors,
-                     read_json, save_checkpoint, save_tensors)
+                     read_json, save_checkpoint, save_tensors, sha256_file)
 
 
 def test_safetensors_roundtrip_and_no_partial_files(tmp_path):
@@ -58,3 +58,16 @@ def test_read_json_errors_name_file_and_line(tmp_path):
         read_json(tmp_path / "none.json")
     atomic_write_json(tmp_path / "ok.json", {"x": torch.tensor(2)})
     assert read_json(tmp_path / "ok.json") == {"x": 2}
+
+
+def test_sha256_file_matches_hashlib_over_chunks(tmp_path):
+    import hashlib
+    data = bytes(range(256)) * 20_000  # 5 MB: several read chunks
+    (tmp_path / "b").write_bytes(data)
+    assert sha256_file(tmp_path / "b") == hashlib.sha256(data).hexdigest()
+
+
+def test_checkpoint_state_needs_an_epoch(tmp_path):
+    with pytest.raises(ValueError, match=r"state\['epoch'\] must be the finished epoch .* got None"):
+        save_checkpoint(tmp_path, "epoch-0000", nn.Linear(2, 2), {}, {"loss": 1.0})
+    assert list(tmp_path.iterdir()) == []

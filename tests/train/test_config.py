@@ -34,3 +34,53 @@ def test_bad_overrides_are_clear(sets, msg):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="known presets: paper, quick, tiny"):
         make_config("huge")
+
+
+def _numeric_fields(obj, prefix=""):
+    import dataclasses
+    import typing
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _numeric_fields(value, f"{prefix}{f.name}.")
+        elif hints[f.name] in (int, float, typing.Optional[float], typing.Optional[int]):
+            yield prefix + f.name
+
+
+def test_every_numeric_field_is_bounded_and_the_presets_pass():
+    from asma.train.validation import CHOICES, FLOAT_BOUNDS, INT_BOUNDS, OPTION_MAX, check_config
+    cfg = make_config("paper")
+    assert sorted(_numeric_fields(cfg)) == sorted([*INT_BOUNDS, *FLOAT_BOUNDS])  # a new field needs a bound
+    for key in [*CHOICES, *OPTION_MAX]:
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+    for preset in ("paper", "quick", "tiny"):
+        assert check_config(make_config(preset)).preset == preset
+
+
+@pytest.mark.parametrize("sets,msg", [
+    (["pretrain.lr=0"], r"pretrain.lr=0.0: must be a finite number in \(0, 1\]"),
+    (["probe.weight_decay=-1e-5"], r"probe.weight_decay=-1e-05: must be a finite number in \[0, 1\]"),
+    (["finetune.warmup_epochs=200"], "finetune.warmup_epochs=200: must not exceed finetune.epochs=150"),
+    (["distill.mode=soft"], "distill.mode='soft': expected one of logits, features"),
+    (["augment.rotate=720"], r"augment.rotate=720.0: must be a finite number in \[0, 180\]"),
+    (['distill.student_cfg={"channels": [8, 0]}'], r"distill.student_cfg.channels\[1\]=0: must be an integer"),
+    (['model.encoders={"theta": "high"}'], "model.encoders=.*expected name -> \\[spatial, temporal\\]"),
+    (["seed=-1"], "seed=-1: must be an integer in 0.."),
+])
+def test_check_config_names_the_key_and_the_bound(sets, msg):
+    from asma.train.validation import check_config
+    with pytest.raises(ValueError, match=msg):
+        check_config(make_config("paper", None, parse_set(sets)))
+
+
+def test_distill_lr_may_stay_unset():
+    from asma.train.validation import check_config, check_section
+    cfg = check_config(make_config("paper", None, parse_set(["distill.lr=none"])))
+    assert cfg.distill.lr is None
+    cfg.finetune.align_lr = float("nan")
+    with pytest.raises(ValueError, match="finetune.align_lr=nan"):
+        check_section(cfg.finetune, "finetune.")
+    check_section(cfg.distill, "distill.")
