@@ -2,21 +2,25 @@ import pytest
 import torch
 
 from asma.losses import (BarlowTwinsLoss, CosineFeatureLoss, DistillationKL, accuracy_topk,
-                         cross_correlation)
+                         barlow_twins_terms, cross_correlation)
 
 
-def reference_bt(z1, z2, lam):
-    """Direct float64 evaluation of Eqs. 5-6 with explicit loops over i, j."""
+def reference_bt_tensor(z1, z2, lam):
+    """Direct float64 evaluation of Eqs. 5-6 with explicit loops over i, j (differentiable)."""
     z1, z2 = z1.double(), z2.double()
     B, D = z1.shape
-    loss = 0.0
+    loss = z1.new_zeros(())
     for i in range(D):
         for j in range(D):
             num = sum(z1[b, i] * z2[b, j] for b in range(B))
             den = torch.sqrt(sum(z1[b, i] ** 2 for b in range(B))) * torch.sqrt(sum(z2[b, j] ** 2 for b in range(B)))
             c = num / den
-            loss += (1 - c) ** 2 if i == j else lam * c ** 2
-    return float(loss)
+            loss = loss + ((1 - c) ** 2 if i == j else lam * c ** 2)
+    return loss
+
+
+def reference_bt(z1, z2, lam):
+    return float(reference_bt_tensor(z1, z2, lam))
 
 
 def test_barlow_twins_matches_eqs_5_6_without_standardisation():
@@ -36,6 +40,46 @@ def test_barlow_twins_standardised_equals_pstl_form():
     c = (n1.t() @ n2 / 16).double()  # PSTL: C = z1^T z2 / N after non-affine BN
     pstl = ((1 - c.diagonal()) ** 2).sum() + 2e-4 * (c ** 2).sum() - 2e-4 * (c.diagonal() ** 2).sum()
     assert got == pytest.approx(pstl.item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("form", ["gram", "cross", "auto"])
+@pytest.mark.parametrize("shape", [(4, 7), (9, 3)])  # B < D (Gram form pays) and B > D
+def test_barlow_twins_forms_match_float64_reference_values_and_gradients(form, shape):
+    g = torch.Generator().manual_seed(2)
+    z1 = (torch.randn(*shape, generator=g) * 2 + 0.5).double().requires_grad_(True)
+    z2 = torch.randn(*shape, generator=g).double().requires_grad_(True)
+    ref = reference_bt_tensor(z1, z2, 0.3)
+    r1, r2 = torch.autograd.grad(ref, (z1, z2))
+    loss = BarlowTwinsLoss(lambda_=0.3, standardize=False, form=form)(z1, z2)
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
+    g1, g2 = torch.autograd.grad(loss, (z1, z2))
+    assert torch.allclose(g1, r1, rtol=1e-10, atol=1e-12) and torch.allclose(g2, r2, rtol=1e-10, atol=1e-12)
+
+
+def test_gram_form_float32_at_paper_width_matches_cross_correlation_form():
+    g = torch.Generator().manual_seed(3)
+    z1 = torch.randn(16, 512, generator=g, requires_grad=True)
+    z2 = (z1.detach() + 0.5 * torch.randn(16, 512, generator=g)).requires_grad_(True)
+    gram = BarlowTwinsLoss(form="gram")(z1, z2)
+    g_gram = torch.autograd.grad(gram, (z1, z2))
+    exact = BarlowTwinsLoss(form="cross")(z1.double(), z2.double())
+    g_exact = torch.autograd.grad(exact, (z1, z2))
+    assert gram.item() == pytest.approx(exact.item(), rel=1e-5)
+    for a, b in zip(g_gram, g_exact):
+        assert (a.double() - b).abs().max() <= 1e-5 * b.abs().max()
+
+
+def test_barlow_twins_auto_form_picks_gram_below_projection_width(monkeypatch):
+    import asma.losses as L
+    used = []
+    monkeypatch.setattr(L, "cross_correlation", lambda *a: used.append("cross") or cross_correlation(*a))
+    on, off = barlow_twins_terms(torch.randn(4, 9), torch.randn(4, 9))
+    assert used == []
+    barlow_twins_terms(torch.randn(9, 4), torch.randn(9, 4))
+    assert used == ["cross"]
+    with pytest.raises(ValueError, match="unknown Barlow Twins form"):
+        barlow_twins_terms(torch.randn(4, 9), torch.randn(4, 9), "fast")
 
 
 def test_identical_views_give_zero_on_diagonal_term():

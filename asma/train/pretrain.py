@@ -17,6 +17,8 @@ from ..io import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..models.asma import ASMa
 from .config import TrainConfig
 from .distributed import broadcast_buffers, init_for_device, shard_indices, unwrap, wrap_ddp
+from .allocator import tune_allocator
+from .optim import adam
 from .engine import (Device, MetricsLog, epoch_generator, make_progress, resolve_device, set_lr, torch_threads,
                      warmup_cosine)
 
@@ -92,10 +94,11 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
     if oc.batch_size % dinfo.world_size:
         raise ValueError(f"pretrain.batch_size={oc.batch_size} must be a multiple of the number of "
                          f"processes ({dinfo.world_size})")
+    tune_allocator()
     with torch_threads(cfg.threads):
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, skel, in_channels, num_coords).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=oc.lr, weight_decay=oc.weight_decay)
+        opt = adam(model.parameters(), lr=oc.lr, weight_decay=oc.weight_decay)
         augment = Augment(cfg.augment, skel.flip_perm, num_coords)
         data = torch.from_numpy(np.array(train.data, dtype=np.float32))  # a writable in-memory copy
         data = to_stream(data, cfg.data.stream, skel, num_coords)
