@@ -39,7 +39,9 @@ _manifest_option = click.option(
 _endpoint_option = click.option("--endpoint", default=None, help="Hub URL (default: $HF_ENDPOINT or huggingface.co).")
 _cache_option = click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
                              help="Hub cache folder (default: $HF_HUB_CACHE or $HF_HOME/hub).")
-_token_option = click.option("--token", default=None, help="Hub token (default: $HF_TOKEN / the logged-in token).")
+_token_option = click.option("--token", default=None,
+                             help="Hub token. Prefer $HF_TOKEN or 'hf auth login' (huggingface_hub's stored "
+                                  "token): a token on the command line is visible in the process list.")
 _offline_option = click.option("--offline", is_flag=True, help="Use the local cache only (no network).")
 
 
@@ -55,62 +57,91 @@ def _fetch_options(revision_help: str):
 
 @click.group(name="zoo", cls=ZooGroup)
 def zoo():
-    """Pretrained teachers and students on the Hugging Face Hub: list, pull, info, push, export.
+    """Pretrained models: list, pull, info, import lineage checkpoints, build recipes, push, publish, export.
 
-    NAME is a zoo alias (see 'asma zoo list'), 'org/name[@revision]' or 'hf-hub:org/name[@revision]'.
+    NAME is a zoo name (see 'asma zoo list'), 'org/name[@revision]', 'hf-hub:org/name[@revision]'
+    or a model folder. Every downloaded or cached file is checked against its recorded sha256.
     """
+
+
+def _state(entry) -> str:
+    from asma.zoo.download import cached_folder
+    cached = cached_folder(entry.alias) is not None
+    if entry.pullable:
+        return "pullable" + (", cached" if cached and entry.url else "")
+    return "built locally" if cached else "recipe"
+
+
+def _entry_metric(entry) -> str:
+    """The headline top-1 (best protocol): measured for a local build, ``*`` for the paper's expected value."""
+    from asma.zoo.download import cached_folder
+    metrics, mark = entry.metrics, ""
+    folder = cached_folder(entry.alias) if not entry.pullable else None
+    if folder is not None:
+        from asma.zoo.config import PretrainedConfig
+        metrics = PretrainedConfig.from_json(folder).metrics
+    elif not metrics and entry.recipe is not None:
+        metrics, mark = entry.recipe.expected, "*"
+    scored = [(v["top1"], k.split("/")[-1]) for k, v in metrics.items() if "top1" in v]
+    if not scored:
+        return "-"
+    top1, protocol = max(scored)
+    return f"{top1:.1f} {protocol}{mark}"
 
 
 @zoo.command("list")
 @_manifest_option
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 def list_cmd(manifests: Sequence[Path], as_json: bool) -> None:
-    """List the named models of the manifest(s)."""
-    from asma.zoo.registry import ENV_MANIFEST, list_models
-    con = _console()
-    entries = list_models(manifests)
+    """List the named models: state (pullable, built locally, recipe), size, cost, metric, licence."""
+    from asma.zoo.registry import list_entries
+    entries = list_entries(manifests)
     if as_json:
-        click.echo(json.dumps({e.alias: e.to_dict() for e in entries}, indent=2, sort_keys=True))
-        return
-    if not entries:
-        con.print(escape("no named models: no asma weights have been published to the Hub yet, so the built-in "
-                         f"manifest is empty. Add aliases with --manifest FILE or ${ENV_MANIFEST}, or pull a "
-                         "repository directly: asma zoo pull org/name[@revision]"))
+        click.echo(json.dumps({e.alias: {**e.to_dict(), "state": _state(e)} for e in entries}, indent=2,
+                              sort_keys=True))
         return
     table = Table(title="asma model zoo")
-    for col in ("alias", "kind", "repository", "revision", "description"):
+    table.add_column("name", no_wrap=True)
+    for col in ("kind", "state", "params", "GFLOPs", "top-1 %", "licence"):
         table.add_column(col, overflow="fold")
     for e in entries:
-        table.add_row(e.alias, e.kind, e.repo_id, e.revision, e.description)
+        table.add_row(e.alias, e.kind, _state(e), f"{e.params / 1e6:.2f} M" if e.params else "-",
+                      f"{e.gflops:.2f}" if e.gflops else "-", escape(_entry_metric(e)), escape(e.license))
+    con = _console()
     con.print(table)
+    con.print("pullable: 'asma zoo pull NAME'; recipe: 'asma zoo build NAME --data-dir DIR' trains it locally; "
+              "* the paper's number (expected, not measured here)")
 
 
 @zoo.command("pull")
 @_fetch_options("Tag, branch or commit (overrides an alias's pinned revision).")
+@click.option("--zoo-cache", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Local zoo cache for converted and built models (default: $ASMA_ZOO_CACHE or ~/.cache/asma/zoo).")
 def pull_cmd(name: str, revision: Optional[str], endpoint: Optional[str], offline: bool,
-             cache_dir: Optional[Path], token: Optional[str], manifests: Sequence[Path]) -> None:
-    """Download NAME into the Hub cache (or find it there) and print where it is."""
+             cache_dir: Optional[Path], token: Optional[str], manifests: Sequence[Path],
+             zoo_cache: Optional[Path]) -> None:
+    """Download NAME (or find it in the cache), verify every file's sha256, and print where it is."""
     from asma.zoo.config import PretrainedConfig
-    from asma.zoo.hub import commit_of, parse_model_name, pull
+    from asma.zoo.hub import commit_of, fetch
     con = _console()
-    ref = parse_model_name(name, revision, manifests)
-    path = pull(str(ref), cache_dir=cache_dir, endpoint=endpoint, local_files_only=offline, token=token)
+    path = fetch(name, revision=revision, manifests=manifests, cache_dir=cache_dir, zoo_cache=zoo_cache,
+                 endpoint=endpoint, offline=offline, token=token)
     cfg = PretrainedConfig.from_json(path / "config.json")
-    con.print(f"[bold green]pulled[/] {escape(str(ref))} (commit {commit_of(path)})"
-              + (f" [dim]alias {escape(ref.alias)}[/]" if ref.alias else ""))
+    commit = commit_of(path)
+    con.print(f"[bold green]pulled[/] {escape(name)}" + (f" (commit {commit})" if commit else "")
+              + " [dim]sha256 verified[/]")
     con.print(f"{cfg.kind}: {escape(cfg.describe())}, stream {cfg.stream}")
+    for key, vals in sorted(cfg.metrics.items()):
+        con.print(f"  {escape(key)}: top-1 {vals.get('top1', float('nan')):.2f} %")
     con.print(f"path: {escape(str(path))}")
 
 
 def _load_config(name: str, revision, endpoint, offline, cache_dir, token, manifests):
     from asma.zoo.config import PretrainedConfig
-    from asma.zoo.hub import commit_of, parse_model_name, pull
-    local = Path(name)
-    if local.is_dir():
-        return PretrainedConfig.from_json(local / "config.json"), str(local), None
-    ref = parse_model_name(name, revision, manifests)
-    path = pull(str(ref), cache_dir=cache_dir, endpoint=endpoint, local_files_only=offline, token=token)
-    return PretrainedConfig.from_json(path / "config.json"), str(ref), commit_of(path)
+    from asma.zoo.hub import commit_of, fetch
+    path = fetch(name, revision=revision, manifests=manifests, cache_dir=cache_dir, endpoint=endpoint,
+                 offline=offline, token=token)
+    return PretrainedConfig.from_json(path / "config.json"), name, commit_of(path)
 
 
 def _classes(cfg) -> str:
@@ -211,6 +242,72 @@ def export_cmd(run_dir: Path, what: str, out: Path, license_: str, description, 
         con.print(f"  {escape(key)}: top-1 {vals['top1']:.2f} %, top-5 {vals['top5']:.2f} %")
     con.print("files: " + ", ".join(f for f in MODEL_FILES if (out / f).is_file()))
     con.print(f"publish it with: asma zoo push {escape(str(out))} org/name")
+
+
+@zoo.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "fmt", type=click.Choice(["aimclr", "skeletonclr", "crossclr", "actclr", "pstl"]),
+              default=None, help="Code base of the checkpoint (default: detected from its key names).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The model folder to write (config.json, model.safetensors, README.md).")
+@click.option("--license", "license_", default="other", show_default=True,
+              help="Licence id of the weights (the lineage repos are MIT; NTU-trained weights are research-only).")
+def import_cmd(file: Path, fmt: Optional[str], out: Path, license_: str) -> None:
+    """Convert a lineage linear-evaluation checkpoint FILE (*.pt, read with weights_only=True) into a zoo folder."""
+    from asma.zoo.convert import import_checkpoint
+    con = _console()
+    cfg = import_checkpoint(file, out, fmt, license=license_)
+    con.print(f"[bold green]imported[/] {escape(str(file))} ({cfg.source['format']} format, every key mapped) "
+              f"-> {escape(str(out))}")
+    con.print(f"{cfg.kind}: {escape(cfg.describe())}; input (C, T, V, M) = {cfg.input_shape()[1:]}, "
+              f"{cfg.num_params:,} parameters, {cfg.gflops:.2f} GFLOPs per clip")
+    con.print("preprocessing: the lineage's NTU pipeline (asma data prepare ntu60 --lineage)")
+
+
+@zoo.command("build")
+@click.argument("name")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of prepared datasets ('asma data prepare ... --out DIR'); not needed for synthetic data.")
+@click.option("--run-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default <zoo cache>/.runs/NAME; an interrupted build resumes there).")
+@_manifest_option
+def build_cmd(name: str, data_dir: Optional[Path], run_dir: Optional[Path], manifests: Sequence[Path]) -> None:
+    """Train the recipe of NAME and install the model in the local zoo cache (with its measured metrics)."""
+    from asma.zoo.config import PretrainedConfig
+    from asma.zoo.recipes import build
+    con = _console()
+    folder = build(name, data_dir=data_dir, manifests=manifests, run_dir=run_dir, console=con)
+    cfg = PretrainedConfig.from_json(folder)
+    con.print(f"[bold green]built[/] {escape(name)} in {cfg.source['build_seconds']:.0f} s -> {escape(str(folder))}")
+    for key, vals in sorted(cfg.metrics.items()):
+        expected = cfg.source["expected"].get(key, {}).get("top1")
+        con.print(f"  {escape(key)}: top-1 {vals['top1']:.2f} % measured"
+                  + (f" (paper {expected:.1f} %)" if expected is not None else ""))
+    con.print(f"use it: asma zoo pull {escape(name)}  |  asma.create_model({name!r}, pretrained=True)")
+
+
+@zoo.command("publish")
+@click.argument("name")
+@click.argument("repo_id")
+@click.option("--manifest-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest file receiving the published entry (repository, revision, sha256).")
+@click.option("--tag", default=None, help="Tag the commit (the entry pins it; default: the commit sha).")
+@_endpoint_option
+@_token_option
+@click.option("--private", is_flag=True, help="Create the repository private.")
+@_manifest_option
+def publish_cmd(name: str, repo_id: str, manifest_out: Path, tag, endpoint, token, private: bool,
+                manifests: Sequence[Path]) -> None:
+    """Push the locally built model NAME to REPO_ID and write its pinned entry to --manifest-out."""
+    from asma.zoo.recipes import publish
+    con = _console()
+    entry = publish(name, repo_id, manifest_out=manifest_out, tag=tag, endpoint=endpoint, token=token,
+                    private=private, manifests=manifests)
+    con.print(f"[bold green]published[/] {escape(name)} -> {escape(repo_id)}@{escape(entry.hub.revision)}; "
+              f"entry written to {escape(str(manifest_out))}")
+    for f, h in sorted(entry.hub.sha256.items()):
+        con.print(f"  sha256 {h}  {escape(f)}")
+    con.print(f"pull it: asma zoo pull {escape(name)} --manifest {escape(str(manifest_out))}")
 
 
 if __name__ == "__main__":  # pragma: no cover

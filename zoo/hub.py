@@ -26,7 +26,8 @@ import asma
 
 from .config import PretrainedConfig
 from .schema import MODEL_FILES
-from .registry import ZooError, resolve
+from .download import verified_folder
+from .registry import NotBuiltError, ZooError, resolve
 
 if TYPE_CHECKING:  # torch is only imported when a model is built (pull/list/info stay light)
     from torch import nn
@@ -75,7 +76,10 @@ def parse_model_name(name: str, revision: Optional[str] = None,
             raise ZooError(f"{name!r} names revision {rev!r} but revision={revision!r} was also given")
         return ModelRef(repo, revision or rev or None)
     entry = resolve(raw, manifests)
-    return ModelRef(entry.repo_id, revision or entry.revision, alias=entry.alias)
+    if entry.hub is None:
+        raise ZooError(f"{raw!r} is not published on a Hub ({'a pinned URL' if entry.url else 'a recipe'}); "
+                       f"use asma.zoo.hub.fetch({raw!r}) / asma zoo pull {raw}")
+    return ModelRef(entry.hub.repo_id, revision or entry.hub.revision, alias=entry.alias)
 
 
 def _is_network_error(e: BaseException) -> bool:
@@ -121,14 +125,15 @@ def _hub_errors(what: str, repo_id: str, revision: Optional[str], endpoint: Opti
 
 
 def _stage(directory: Path, tmp: Path, config: PretrainedConfig, repo_id: str) -> None:
-    """Copy the model files of ``directory`` into ``tmp`` (never pickles), with a model card."""
-    names = [n for n in MODEL_FILES if (directory / n).is_file()]
-    index = directory / "model.safetensors.index.json"
-    if index.is_file():
-        from asma.io import read_json
-        names += sorted(set(read_json(index).get("weight_map", {}).values()))
+    """Copy the model files of ``directory`` into ``tmp`` (never pickles), with a model card.
+    Every name (the index's shards included) must be a file inside ``directory``."""
+    from .integrity import INDEX_FILE, confined, weight_files
+    names = ["config.json"] + weight_files(directory)
+    names += [n for n in (INDEX_FILE, "README.md") if (directory / n).is_file() and n not in names]
     for n in names:
-        shutil.copyfile(directory / n, tmp / n)
+        src, dst = confined(directory, n, str(directory), strict=True), confined(tmp, n, str(tmp), strict=True)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
     readme = tmp / "README.md"
     if readme.is_file():
         text = readme.read_text(encoding="utf-8")
@@ -178,7 +183,8 @@ def push_to_hub(directory: PathLike, repo_id: str, revision: Optional[str] = Non
     if revision and _SHA_RE.match(revision):
         raise ZooError(f"revision {revision!r} is a commit sha; push to a branch name (and pin with --tag)")
     config = PretrainedConfig.from_json(directory / "config.json")
-    _load_checked(build_model(config), load_state(directory), f"checkpoint {directory}", config)
+    _load_checked(build_model(config), load_state(directory, config.weights_sha256), f"checkpoint {directory}",
+                  config)
     api = HfApi(endpoint=endpoint, token=token, library_name="asma", library_version=asma.__version__)
     with _hub_errors("push to", repo_id, revision, endpoint):
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
@@ -235,7 +241,44 @@ def pull(name: str, revision: Optional[str] = None, cache_dir: Optional[PathLike
     if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
         raise ZooError(f"{ref} (commit {path.name}) has no model.safetensors; asma only loads safetensors "
                        "weights (pickled .bin/.pt files are never downloaded)")
-    return path
+    # the manifest's hashes apply to the revision it pins; an explicit other revision has only its config's
+    pinned = resolve(ref.alias, manifests).hub if ref.alias else None
+    return verified_folder(path, str(ref), pinned.sha256 if pinned and pinned.revision == ref.revision else None)
+
+
+def fetch(name: str, *, revision: Optional[str] = None, manifests: Optional[Sequence[PathLike]] = None,
+          cache_dir: Optional[PathLike] = None, zoo_cache: Optional[PathLike] = None,
+          endpoint: Optional[str] = None, offline: bool = False, token: Optional[str] = None,
+          progress: bool = True) -> Path:
+    """The local, verified model folder of ``name`` (what ``create_model(name, pretrained=True)``
+    loads), downloading it if needed.
+
+    ``name`` is a model folder, ``hf-hub:org/name[@rev]`` / ``org/name[@rev]`` (Hub), or a zoo
+    alias: a ``hub`` entry (snapshot in the Hub cache ``cache_dir``, every file checked against
+    the manifest's sha256), a ``url`` entry (downloaded, checked, converted into ``zoo_cache``:
+    :func:`asma.zoo.download.pull_url`), or a recipe built locally with ``asma zoo build``.
+
+    Raises:
+        NotBuiltError: a recipe nobody has built (the message gives the build command, the data,
+            the cost, and the models that can be pulled).
+        ZooError / CheckpointError: see :func:`pull` and :func:`~asma.zoo.download.pull_url`.
+    """
+    from .download import cached_folder, pull_url
+    from .recipes import not_built_message
+    if Path(name).is_dir():
+        return verified_folder(Path(name), name)
+    raw = name.strip()
+    if raw.startswith(HF_HUB_PREFIX) or "/" in raw:
+        return pull(raw, revision, cache_dir, endpoint, offline, token, manifests)
+    entry = resolve(raw, manifests)
+    if entry.hub is not None:
+        return pull(raw, revision, cache_dir, endpoint, offline, token, manifests)
+    if entry.url is not None:
+        return pull_url(entry, zoo_cache, offline=offline, progress=progress)
+    built = cached_folder(entry.alias, zoo_cache)
+    if built is None:
+        raise NotBuiltError(not_built_message(entry, manifests))
+    return verified_folder(built, entry.alias)
 
 
 def commit_of(path: PathLike) -> Optional[str]:
@@ -247,9 +290,10 @@ def commit_of(path: PathLike) -> Optional[str]:
 def load_from_hub(name: str, revision: Optional[str] = None, cache_dir: Optional[PathLike] = None,
                   endpoint: Optional[str] = None, local_files_only: bool = False, token: Optional[str] = None,
                   manifests: Optional[Sequence[PathLike]] = None) -> Tuple["nn.Module", PretrainedConfig]:
-    """``create_model(name, pretrained=True)`` for the zoo: :func:`pull` then
-    :func:`asma.zoo.load_pretrained`. ``config.origin`` records ``repo_id``, the requested
-    ``revision``, the resolved ``commit`` and the local ``path``.
+    """``create_model(name, pretrained=True)`` for the zoo: :func:`fetch` then
+    :func:`asma.zoo.load_pretrained` (both verify every file's sha256). ``config.origin``
+    records the ``alias``, ``repo_id``, the requested ``revision`` and resolved ``commit`` (Hub
+    sources) and the local ``path``.
 
     Returns:
         ``(model, config)``, the model in eval mode; use ``model(config.preprocess(x))`` with
@@ -257,10 +301,14 @@ def load_from_hub(name: str, revision: Optional[str] = None, cache_dir: Optional
     """
     from .model import load_pretrained
 
-    ref = parse_model_name(name, revision, manifests)
-    path = pull(str(ref), cache_dir=cache_dir, endpoint=endpoint, local_files_only=local_files_only,
-                token=token)
+    path = fetch(name, revision=revision, manifests=manifests, cache_dir=cache_dir, endpoint=endpoint,
+                 offline=local_files_only, token=token)
     model, config = load_pretrained(path)
-    config.origin = {"repo_id": ref.repo_id, "revision": ref.revision, "alias": ref.alias,
+    raw = name.strip()
+    hub_name = raw.startswith(HF_HUB_PREFIX) or "/" in raw
+    alias = None if hub_name or Path(raw).is_dir() else raw
+    ref = (parse_model_name(raw, revision, manifests) if hub_name or (alias and resolve(alias, manifests).hub)
+           else None)
+    config.origin = {"alias": alias, "repo_id": ref.repo_id if ref else None, "revision": ref.revision if ref else None,
                      "commit": commit_of(path), "path": str(path)}
     return model, config

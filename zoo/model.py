@@ -18,7 +18,7 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 from torch import Tensor, nn
 
 import asma
-from asma.io import atomic_write_text, load_tensors, save_tensors
+from asma.io import atomic_write_text, load_tensors, save_tensors, sha256_record
 
 from .architectures import build_model, check_compatible
 from .card import model_card
@@ -60,6 +60,7 @@ def save_pretrained(model: nn.Module, config: PretrainedConfig, directory: PathL
     (directory / "config.json").unlink(missing_ok=True)
     meta = {"format": "pt", "library": "asma", "asma_version": asma.__version__, "kind": config.kind}
     save_tensors(directory / "model.safetensors", model.state_dict(), metadata=meta)
+    config.weights_sha256 = sha256_record(directory, ["model.safetensors"])  # verified on every load
     if card:
         atomic_write_text(directory / "README.md", str(model_card(config, repo_id)))
     config.to_json(directory / "config.json")
@@ -70,32 +71,40 @@ def _pickles(directory: Path) -> List[str]:
     return sorted(p.name for p in directory.iterdir() if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
 
 
-def load_state(directory: PathLike) -> Dict[str, Tensor]:
+def load_state(directory: PathLike, sha256: Optional[Mapping[str, str]] = None) -> Dict[str, Tensor]:
     """The tensors of ``directory/model.safetensors`` (or of the shards listed in
-    ``model.safetensors.index.json``). Pickled weights are refused.
+    ``model.safetensors.index.json``, each confined to the folder). Pickled weights are refused.
+
+    Args:
+        sha256: ``{file: hex}`` (``config.json``'s ``weights_sha256``); when given, every weight
+            file must be listed and match before it is read.
 
     Raises:
-        ValueError: only pickled weight files (``*.bin``, ``*.pt``, ...) are present.
+        ValueError: only pickled weight files (``*.bin``, ``*.pt``, ...) are present, a shard
+            outside the folder, or a file whose sha256 is unrecorded or differs (names the file
+            and both hashes).
         FileNotFoundError: no weights.
     """
+    from .integrity import verify_folder, weight_files
     directory = Path(directory)
-    single, index = directory / "model.safetensors", directory / "model.safetensors.index.json"
-    if single.is_file():
-        return load_tensors(single)
-    if index.is_file():
-        from asma.io import read_json
-        shards = sorted(set(read_json(index).get("weight_map", {}).values()))
-        state: Dict[str, Tensor] = {}
-        for s in shards:
-            if "/" in s or "\\" in s or not s.endswith(".safetensors"):
-                raise ValueError(f"{index}: refusing shard {s!r} (only sibling .safetensors files)")
-            state.update(load_tensors(directory / s))
-        return state
-    pickles = _pickles(directory)
-    if pickles:
-        raise ValueError(f"{directory} has only pickled weights ({', '.join(pickles)}); asma refuses to load "
-                         "pickles (they can run arbitrary code): publish model.safetensors instead")
-    raise FileNotFoundError(f"missing weights file: {single}")
+    try:
+        names = weight_files(directory)
+    except FileNotFoundError:
+        pickles = _pickles(directory) if directory.is_dir() else []
+        if pickles:
+            raise ValueError(f"{directory} has only pickled weights ({', '.join(pickles)}); asma refuses to load "
+                             "pickles (they can run arbitrary code): publish model.safetensors instead") from None
+        raise
+    if sha256:
+        unrecorded = [n for n in names if n not in sha256]
+        if unrecorded:
+            raise ValueError(f"{directory / 'config.json'}: no sha256 recorded for weight file(s) "
+                             f"{', '.join(unrecorded)}; refusing to load unverified weights")
+        verify_folder(directory, {n: sha256[n] for n in names}, str(directory / "config.json"))
+    state: Dict[str, Tensor] = {}
+    for n in names:
+        state.update(load_tensors(directory / n))
+    return state
 
 
 def _load_checked(model: nn.Module, state: Mapping[str, Tensor], source: str, config: PretrainedConfig) -> None:
@@ -139,6 +148,6 @@ def load_pretrained(directory: PathLike, model: Optional[nn.Module] = None) -> T
         model = build_model(config)
     else:
         check_compatible(model, config, source=source)
-    _load_checked(model, load_state(directory), source, config)
+    _load_checked(model, load_state(directory, config.weights_sha256), source, config)
     model.eval()
     return model, config

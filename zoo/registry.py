@@ -1,31 +1,37 @@
-"""The zoo manifest: short aliases (``ntu60-student``) -> Hub repository + pinned revision.
+"""The zoo manifest: named models (``actclr-ntu60-xview``, ``ntu60-student``), where their weights
+come from and how they were (or are to be) made.
 
-Sources, in order (a later definition of an alias replaces an earlier one):
+An entry has at most one *source* and may have a *recipe*:
 
-1. the built-in ``manifest.json`` shipped inside ``asma.zoo``. It lists only models that have
-   really been published; **it is empty today** (no asma weights are on the Hub yet), so that no
-   alias ever points at a repository or revision that does not exist;
-2. the files in the ``ASMA_ZOO_MANIFEST`` environment variable (``os.pathsep``-separated);
-3. files passed explicitly (``manifests=`` / the CLI's ``--manifest``);
-4. :func:`register_model` calls in this process (refuses to replace an alias unless
-   ``overwrite=True``).
+* ``hub``: a Hub repository at a pinned revision, with the sha256 of every weight file;
+* ``url``: an immutable URL (a file at a pinned commit of a public repository) with its sha256 and
+  the converter that turns it into a zoo folder (:mod:`asma.zoo.convert`);
+* ``recipe``: dataset, preset, stages, overrides and the expected metrics; ``asma zoo build NAME``
+  runs it (:mod:`asma.zoo.recipes`). An entry with a recipe and no source is "not trained by anyone
+  yet" until it is built locally or published.
 
-Manifest file format::
+Sources, in order (a later definition of an alias replaces an earlier one): the built-in
+``manifest.json`` shipped inside ``asma.zoo``; the files in ``$ASMA_ZOO_MANIFEST``
+(``os.pathsep``-separated); files passed explicitly (``manifests=`` / ``--manifest``);
+:func:`add_entry` calls in this process.
 
-    {"format_version": 1,
-     "models": {"ntu60-student": {"repo_id": "my-org/asma-ntu60-xsub-student",
-                                  "revision": "v1.0",          # a tag or a 40-hex commit
-                                  "kind": "student",
-                                  "description": "5-layer ST-GCN student, NTU-60 x-sub"}}}
+Manifest file format (``format_version`` 2)::
+
+    {"format_version": 2,
+     "models": {"my-student": {"kind": "student", "description": "...", "license": "apache-2.0",
+                               "dataset": "ntu60-xsub", "metrics": {"ntu60-xsub/distill": {"top1": 80.5}},
+                               "hub": {"repo_id": "org/asma-student", "revision": "v1.0",
+                                       "sha256": {"model.safetensors": "<64 hex>"}},
+                               "recipe": {"dataset": "ntu60-xsub", "preset": "paper", ...}}}}
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from .schema import KINDS
 
@@ -33,10 +39,11 @@ PathLike = Union[str, os.PathLike]
 
 #: Environment variable with extra manifest files (``os.pathsep``-separated).
 ENV_MANIFEST = "ASMA_ZOO_MANIFEST"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 _ALIAS_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-_ENTRY_KEYS = {"repo_id", "revision", "kind", "description"}
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 class ZooError(ValueError):
@@ -50,53 +57,225 @@ class UnknownModelError(ZooError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class NotBuiltError(ZooError):
+    """The alias is a recipe nobody has trained yet; the message says how to build it."""
+
+
+def _fail(where: str, name: str, problem: str) -> None:
+    raise ZooError(f"{where}: field {name!r}: {problem}")
+
+
+def _check_str(where: str, obj: Any, name: str, optional: bool = False) -> None:
+    v = getattr(obj, name)
+    if not (isinstance(v, str) and (v or optional)) and not (optional and v is None):
+        _fail(where, name, f"expected a {'' if optional else 'non-empty '}string, got {v!r}")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A Hub repository ``repo_id`` at a pinned ``revision`` (tag or 40-hex commit), with the
+    ``sha256`` of each weight file (``{file name: hex}``), checked on every pull."""
+
+    repo_id: str
+    revision: str
+    sha256: Dict[str, str]
+
+    def check(self, where: str) -> None:
+        """Raise :class:`ZooError` naming ``where`` and the field when invalid."""
+        if not isinstance(self.repo_id, str) or not _REPO_RE.match(self.repo_id):
+            _fail(where, "hub.repo_id", f"expected 'org/name', got {self.repo_id!r}")
+        if not isinstance(self.revision, str) or not self.revision or any(c.isspace() for c in self.revision):
+            _fail(where, "hub.revision", f"expected a pinned tag or commit sha, got {self.revision!r}")
+        _check_hashes(where, "hub.sha256", self.sha256)
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """An immutable ``url`` (a file at a pinned ``commit`` of a public ``repository``, at
+    ``path``), its ``sha256``, and the ``converter`` (:data:`asma.zoo.convert.LINEAGE_FORMATS`)."""
+
+    url: str
+    sha256: str
+    converter: str
+    repository: str = ""
+    commit: str = ""
+    path: str = ""
+    size: Optional[int] = None
+
+    def check(self, where: str) -> None:
+        """Raise :class:`ZooError` naming ``where`` and the field when invalid."""
+        if not isinstance(self.url, str) or not self.url.startswith(("https://", "http://", "file://")):
+            _fail(where, "url.url", f"expected an http(s) URL, got {self.url!r}")
+        if not isinstance(self.sha256, str) or not _SHA256_RE.match(self.sha256):
+            _fail(where, "url.sha256", f"expected 64 lowercase hex digits, got {self.sha256!r}")
+        from .convert import LINEAGE_FORMATS
+        if self.converter not in LINEAGE_FORMATS:
+            _fail(where, "url.converter", f"expected one of {', '.join(LINEAGE_FORMATS)}, got {self.converter!r}")
+        if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
+            _fail(where, "url.size", f"expected a positive byte count, got {self.size!r}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is made with ``asma train``: ``dataset`` (a prepared dataset or ``synthetic``),
+    ``preset``, ``stages``, ``overrides`` (nested config keys), the model of the run to keep
+    (``export``: ``student``, ``teacher``, ``classifier-<e>``, ``encoder-<e>``), the ``expected``
+    metrics (the paper's), the ``data`` it needs, and its expected ``cost``."""
+
+    dataset: str
+    preset: str
+    stages: List[str]
+    export: str
+    overrides: Dict[str, Any] = field(default_factory=dict)
+    expected: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    data: str = ""
+    cost: str = ""
+
+    def check(self, where: str) -> None:
+        """Raise :class:`ZooError` naming ``where`` and the field when invalid."""
+        # preset and stage names are checked by asma.train when the recipe is built (listing stays light)
+        for name in ("dataset", "preset", "export"):
+            _check_str(where, self, name)
+        if not isinstance(self.stages, list) or not self.stages or not all(isinstance(s, str) for s in self.stages):
+            _fail(where, "recipe.stages", f"expected a list of stage names, got {self.stages!r}")
+        if not isinstance(self.overrides, dict):
+            _fail(where, "recipe.overrides", "expected an object of config sections")
+        _check_metrics(where, "recipe.expected", self.expected)
+
+    def train_overrides(self, data_dir: Optional[str] = None) -> Dict[str, Any]:
+        """The nested overrides for :func:`asma.train.config.make_config` (dataset, stages, data dir)."""
+        out = json.loads(json.dumps(self.overrides))
+        out.setdefault("data", {})["dataset"] = self.dataset
+        if data_dir is not None:
+            out["data"]["data_dir"] = str(data_dir)
+        out["stages"] = list(self.stages)
+        return out
+
+
+def _check_hashes(where: str, name: str, hashes: Any) -> None:
+    if not isinstance(hashes, dict) or not hashes:
+        _fail(where, name, "expected {file name: sha256 hex} with every weight file")
+    for f, h in hashes.items():
+        if not isinstance(f, str) or not _FILE_RE.match(f) or ".." in f:
+            _fail(where, name, f"{f!r} is not a plain file name")
+        if not isinstance(h, str) or not _SHA256_RE.match(h):
+            _fail(where, name, f"{f}: expected 64 lowercase hex digits, got {h!r}")
+
+
+def _check_metrics(where: str, name: str, metrics: Any) -> None:
+    if not isinstance(metrics, dict) or not all(
+            isinstance(v, dict) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values())
+            for v in metrics.values()):
+        _fail(where, name, "expected {\"<dataset>/<protocol>\": {\"top1\": %, ...}}")
+
+
 @dataclass(frozen=True)
 class ZooEntry:
-    """One named model: ``alias`` -> ``repo_id`` at the pinned ``revision`` (tag or commit sha).
+    """One named model.
 
     Attributes:
         alias: short lowercase name (``ntu60-student``); no ``/``.
-        repo_id: Hub repository ``org/name``.
-        revision: the pinned tag, branch or 40-hex commit.
         kind: ``encoder``, ``classifier``, ``teacher`` or ``student``.
         description: one line for ``asma zoo list``.
-        source: where the entry was defined (file path, ``built-in`` or ``register_model``).
+        license: licence of the weights (and the terms of the data they were trained on).
+        dataset / metrics: training dataset and reported ``{"<dataset>/<protocol>": {"top1": %}}``.
+        agreement: checks made on real samples (e.g. ``{"ntu60-real-12": "11/12"}``).
+        params / gflops: parameter count and GFLOPs per clip.
+        paper: reference.
+        hub / url: the weights' source (at most one); recipe: how it is (to be) made.
+        source: where the entry was defined (file path, ``built-in`` or ``add_entry``).
     """
 
     alias: str
-    repo_id: str
-    revision: str
     kind: str
     description: str = ""
-    source: str = field(default="register_model", compare=False)
+    license: str = "unknown"
+    dataset: Optional[str] = None
+    metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    agreement: Dict[str, Any] = field(default_factory=dict)
+    params: Optional[int] = None
+    gflops: Optional[float] = None
+    paper: Optional[str] = None
+    hub: Optional[HubSource] = None
+    url: Optional[UrlSource] = None
+    recipe: Optional[Recipe] = None
+    source: str = field(default="add_entry", compare=False)
 
     def __post_init__(self) -> None:
-        where = f"{self.source}: model {self.alias!r}"
         if not isinstance(self.alias, str) or not _ALIAS_RE.match(self.alias):
             raise ZooError(f"{self.source}: invalid alias {self.alias!r} (lowercase letters, digits, '.', '_', '-'; "
                            "no '/', which marks Hub repositories)")
-        if not isinstance(self.repo_id, str) or not _REPO_RE.match(self.repo_id):
-            raise ZooError(f"{where}: field 'repo_id': expected 'org/name', got {self.repo_id!r}")
-        if not isinstance(self.revision, str) or not self.revision or any(c.isspace() for c in self.revision):
-            raise ZooError(f"{where}: field 'revision': expected a pinned tag or commit sha, got {self.revision!r}")
+        where = f"{self.source}: model {self.alias!r}"
         if self.kind not in KINDS:
-            raise ZooError(f"{where}: field 'kind': expected one of {', '.join(KINDS)}, got {self.kind!r}")
-        if not isinstance(self.description, str):
-            raise ZooError(f"{where}: field 'description': expected a string")
+            _fail(where, "kind", f"expected one of {', '.join(KINDS)}, got {self.kind!r}")
+        for name in ("description", "license"):
+            _check_str(where, self, name, optional=name == "description")
+        for name in ("dataset", "paper"):
+            _check_str(where, self, name, optional=True)
+        _check_metrics(where, "metrics", self.metrics)
+        if self.hub is not None and self.url is not None:
+            _fail(where, "hub", "an entry has one source: 'hub' or 'url', not both")
+        if self.hub is None and self.url is None and self.recipe is None:
+            _fail(where, "recipe", "an entry needs a source ('hub' or 'url') or a 'recipe'")
+        for part in (self.hub, self.url, self.recipe):
+            if part is not None:
+                part.check(where)
 
     @property
-    def name(self) -> str:
-        """The full Hub name, ``hf-hub:org/name@revision``."""
-        return f"hf-hub:{self.repo_id}@{self.revision}"
+    def pullable(self) -> bool:
+        """Whether published weights exist (a ``hub`` or ``url`` source)."""
+        return self.hub is not None or self.url is not None
 
-    def to_dict(self) -> Dict[str, str]:
-        """The manifest entry (without ``alias`` and ``source``)."""
+    @property
+    def has_weights(self) -> bool:
+        """Whether weights can be had now: published (``hub``/``url``) or built into the local zoo cache."""
+        from .download import cached_folder
+        return self.pullable or cached_folder(self.alias) is not None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The manifest entry (without ``alias`` and ``source``; empty fields left out)."""
         d = asdict(self)
         del d["alias"], d["source"]
-        return d
+        return {k: v for k, v in d.items() if v not in (None, {}, "")}
+
+    @classmethod
+    def from_dict(cls, alias: str, data: Any, source: str = "add_entry") -> "ZooEntry":
+        """Build and validate an entry from its manifest object.
+
+        Raises:
+            ZooError: naming ``source``, the alias and the bad or unknown field.
+        """
+        where = f"{source}: model {alias!r}"
+        if not isinstance(data, Mapping):
+            raise ZooError(f"{where}: expected an object")
+        data = dict(data)
+        for key, part in (("hub", HubSource), ("url", UrlSource), ("recipe", Recipe)):
+            if key in data:
+                data[key] = _part(part, data[key], f"{where}: field {key!r}")
+        _no_unknown(cls, data, where, exclude=("alias", "source"))
+        if "kind" not in data:
+            _fail(where, "kind", "missing (required)")
+        return cls(alias=alias, source=source, **data)
 
 
-_REGISTERED: Dict[str, ZooEntry] = {}
+def _no_unknown(cls, data: Mapping[str, Any], where: str, exclude: Sequence[str] = ()) -> None:
+    known = {f.name for f in fields(cls)} - set(exclude)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ZooError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+
+
+def _part(cls, data: Any, where: str):
+    if not isinstance(data, Mapping):
+        raise ZooError(f"{where}: expected an object")
+    _no_unknown(cls, data, where)
+    try:
+        return cls(**data)
+    except TypeError as e:  # a required field is missing
+        raise ZooError(f"{where}: {str(e).split('__init__() ')[-1]}") from None
+
+
+_ADDED: Dict[str, ZooEntry] = {}
 
 
 def builtin_manifest_path() -> Path:
@@ -114,31 +293,23 @@ def read_manifest(path: PathLike) -> List[ZooEntry]:
     path = Path(path)
     source = "built-in manifest" if path == builtin_manifest_path() else str(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"zoo manifest not found: {path}") from None
     except json.JSONDecodeError as e:
         raise ZooError(f"{source} line {e.lineno}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise ZooError(f"{source}: JSON nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-        raise ZooError(f"{source}: expected {{\"format_version\": 1, \"models\": {{alias: entry}}}}")
-    version = data.get("format_version", MANIFEST_FORMAT)
-    if not isinstance(version, int) or version > MANIFEST_FORMAT:
-        raise ZooError(f"{source}: manifest format {version!r} is not supported (this asma reads <= {MANIFEST_FORMAT})")
-    entries = []
-    for alias, entry in data["models"].items():
-        if not isinstance(entry, dict):
-            raise ZooError(f"{source}: model {alias!r}: expected an object")
-        unknown = sorted(set(entry) - _ENTRY_KEYS)
-        if unknown:
-            raise ZooError(f"{source}: model {alias!r}: unknown field(s) {', '.join(map(repr, unknown))}")
-        missing = sorted({"repo_id", "revision", "kind"} - set(entry))
-        if missing:
-            raise ZooError(f"{source}: model {alias!r}: field {missing[0]!r}: missing (required)")
-        entries.append(ZooEntry(alias=alias, source=source, **entry))
-    return entries
+        raise ZooError(f"{source}: expected {{\"format_version\": {MANIFEST_FORMAT}, \"models\": {{alias: entry}}}}")
+    version = data.get("format_version")
+    if version != MANIFEST_FORMAT:
+        raise ZooError(f"{source}: manifest format {version!r} is not supported (this asma reads format "
+                       f"{MANIFEST_FORMAT}: 'hub'/'url' sources with sha256, 'recipe')")
+    return [ZooEntry.from_dict(alias, entry, source) for alias, entry in data["models"].items()]
 
 
-def write_manifest(path: PathLike, entries: Iterable[ZooEntry]) -> Path:
+def write_manifest(path: PathLike, entries: Sequence[ZooEntry]) -> Path:
     """Atomically write ``entries`` as a manifest file (for an organisation's own list)."""
     from asma.io import atomic_write_json
     models = {e.alias: e.to_dict() for e in sorted(entries, key=lambda e: e.alias)}
@@ -148,11 +319,9 @@ def write_manifest(path: PathLike, entries: Iterable[ZooEntry]) -> Path:
 
 def manifest_paths(manifests: Optional[Sequence[PathLike]] = None) -> List[Path]:
     """The manifest files consulted, in order: built-in, ``$ASMA_ZOO_MANIFEST``, ``manifests``."""
-    paths = [builtin_manifest_path()]
     env = os.environ.get(ENV_MANIFEST, "")
-    paths += [Path(p) for p in env.split(os.pathsep) if p.strip()]
-    paths += [Path(p) for p in manifests or ()]
-    return paths
+    return ([builtin_manifest_path()] + [Path(p) for p in env.split(os.pathsep) if p.strip()]
+            + [Path(p) for p in manifests or ()])
 
 
 def _all_entries(manifests: Optional[Sequence[PathLike]] = None) -> Dict[str, ZooEntry]:
@@ -166,61 +335,46 @@ def _all_entries(manifests: Optional[Sequence[PathLike]] = None) -> Dict[str, Zo
                 raise FileNotFoundError(f"zoo manifest not found: {p} (listed in ${ENV_MANIFEST})") from None
             raise
         out.update({e.alias: e for e in entries})
-    out.update(_REGISTERED)
+    out.update(_ADDED)
     return out
 
 
-def register_model(alias: str, repo_id: str, revision: str, kind: str, description: str = "",
-                   overwrite: bool = False) -> ZooEntry:
-    """Add an alias for this process (e.g. in an organisation's ``sitecustomize`` or a plugin).
+def add_entry(entry: ZooEntry, overwrite: bool = False) -> ZooEntry:
+    """Add a named model for this process (e.g. in an organisation's ``sitecustomize`` or a plugin).
 
-    Args:
-        alias: short lowercase name.
-        repo_id: Hub repository ``org/name``.
-        revision: pinned tag or commit sha (use a tag or sha, not a moving branch).
-        kind: ``encoder``, ``classifier``, ``teacher`` or ``student``.
-        description: one line for ``asma zoo list``.
-        overwrite: replace an existing alias (else :class:`ZooError`).
+    Raises:
+        ZooError: the alias is already defined differently and ``overwrite`` is false.
     """
-    entry = ZooEntry(alias=alias, repo_id=repo_id, revision=revision, kind=kind, description=description)
     if not overwrite:
-        existing = _REGISTERED.get(alias) or _all_entries().get(alias)
+        existing = _ADDED.get(entry.alias) or _all_entries().get(entry.alias)
         if existing is not None and existing != entry:
-            raise ZooError(f"alias {alias!r} is already defined by {existing.source} "
-                           f"({existing.repo_id}@{existing.revision}); pass overwrite=True to replace it")
-    _REGISTERED[alias] = entry
+            raise ZooError(f"alias {entry.alias!r} is already defined by {existing.source}; pass overwrite=True "
+                           "to replace it")
+    _ADDED[entry.alias] = entry
     return entry
 
 
-def unregister_model(alias: str) -> None:
-    """Remove an alias added with :func:`register_model` (no error if absent)."""
-    _REGISTERED.pop(alias, None)
+def remove_entry(alias: str) -> None:
+    """Remove an alias added with :func:`add_entry` (no error if absent)."""
+    _ADDED.pop(alias, None)
 
 
-def list_models(manifests: Optional[Sequence[PathLike]] = None) -> List[ZooEntry]:
-    """All known aliases (built-in + ``$ASMA_ZOO_MANIFEST`` + ``manifests`` + registered),
-    sorted by alias. Empty until weights are published or you add a manifest."""
+def list_entries(manifests: Optional[Sequence[PathLike]] = None) -> List[ZooEntry]:
+    """All named models (built-in + ``$ASMA_ZOO_MANIFEST`` + ``manifests`` + added), sorted by alias."""
     return sorted(_all_entries(manifests).values(), key=lambda e: e.alias)
-
-
-def unknown_model_message(alias: str, known: Sequence[str]) -> str:
-    """The error text for an alias nobody has published."""
-    listing = ", ".join(known) if known else "none"
-    empty = ("" if known else
-             " The built-in manifest is empty because no asma weights have been published to the Hub yet.")
-    return (f"no published model named {alias!r} exists yet; known aliases: {listing}.{empty} "
-            f"Pull a Hub repository directly as 'org/name' or 'hf-hub:org/name@revision', or add aliases "
-            f"with --manifest FILE, ${ENV_MANIFEST} or asma.zoo.register_model().")
 
 
 def resolve(alias: str, manifests: Optional[Sequence[PathLike]] = None) -> ZooEntry:
     """The manifest entry of ``alias``.
 
     Raises:
-        UnknownModelError: no such alias; the message says that no such published model exists
-            (yet) and lists the known aliases.
+        UnknownModelError: no such alias (the message lists the known ones).
     """
     entries = _all_entries(manifests)
     if alias not in entries:
-        raise UnknownModelError(unknown_model_message(alias, sorted(entries)))
+        listing = ", ".join(sorted(entries)) or "none"
+        raise UnknownModelError(
+            f"no model named {alias!r} in the zoo; known names: {listing}. Pull a Hub repository directly as "
+            f"'org/name' or 'hf-hub:org/name@revision', or add names with --manifest FILE, ${ENV_MANIFEST} "
+            "or asma.zoo.registry.add_entry().")
     return entries[alias]

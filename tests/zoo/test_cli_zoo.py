@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from asma.cli.zoo import zoo
-from asma.zoo.registry import ZooEntry, write_manifest
 from hub_server import hub_env
 
 
@@ -23,23 +22,33 @@ def run():
     return invoke
 
 
-def test_list_is_honest_about_an_empty_zoo(run, tmp_path):
+def test_list_shows_state_size_metric_and_licence(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASMA_ZOO_CACHE", str(tmp_path / "zoo"))
+    monkeypatch.setenv("COLUMNS", "160")
     r = run("list")
     assert r.exit_code == 0, r.output
-    assert "no asma weights have been published to the Hub yet" in r.output and "--manifest" in r.output
-    assert "asma zoo pull org/name[@revision]" in r.output
-    m = write_manifest(tmp_path / "m.json", [ZooEntry("ntu60-student", "my-org/asma-student", "v1.0", "student", "tiny")])
-    r = run("list", "--manifest", m)
-    assert r.exit_code == 0 and "ntu60-student" in r.output and "my-org/asma-student" in r.output
-    r = run("list", "--manifest", m, "--json")
-    assert json.loads(r.output)["ntu60-student"]["revision"] == "v1.0"
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in r.output.splitlines() if line.startswith("│") and line.split("│")[1].strip()}
+    assert rows["actclr-ntu60-xview-joint"][:5] == ["classifier", "pullable", "0.84 M", "1.22", "87.1 linear"]
+    assert rows["actclr-ntu60-xview-joint"][5].startswith("MIT code")
+    assert rows["ntu60-student"][:2] == ["student", "recipe"] and rows["ntu60-student"][4] == "80.5 distill*"
+    r = run("list", "--json")
+    data = json.loads(r.output)
+    assert data["ntu60-student"]["state"] == "recipe" and data["aimclr-ntu60-xview-joint"]["state"] == "pullable"
+    assert data["crosnnclr-ntu60-xview-joint"]["url"]["sha256"].startswith("f569151c")
 
 
-def test_pull_unknown_alias_is_one_clear_line(run):
+def test_pull_of_a_recipe_says_what_it_is(run):
     r = run("pull", "ntu60-student")
-    assert r.exit_code == 2
-    assert r.output.startswith("error: no published model named 'ntu60-student' exists yet; known aliases: none.")
-    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    out = " ".join(r.output.split())
+    assert out.startswith("error: 'ntu60-student' is a recipe: no one has trained it yet")
+    for text in ("asma zoo build ntu60-student --data-dir DATA_DIR", "asma data prepare ntu60",
+                 "expected cost: not measured", "the paper reports ntu60-xsub/distill top-1 80.5 %",
+                 "Models that can be pulled now: actclr-ntu60-xview-joint (ntu60-xview/linear top-1 87.1 %)"):
+        assert text in out, text
+    r = run("pull", "ntu61-student")
+    assert r.exit_code == 2 and "no model named 'ntu61-student' in the zoo" in r.output
 
 
 def test_push_pull_info_offline(run, hub, saved, tmp_path):

@@ -7,10 +7,17 @@ import pytest
 import torch
 
 import asma
-from asma.zoo import (ModelRef, UnknownModelError, ZooError, commit_of, list_models, load_from_hub,
-                      parse_model_name, pull, push_to_hub, register_model, resolve, save_pretrained,
-                      unregister_model)
-from asma.zoo.registry import builtin_manifest_path, read_manifest, write_manifest, ZooEntry
+from asma.io import sha256_record
+from asma.zoo.hub import ModelRef, commit_of, load_from_hub, parse_model_name, pull, push_to_hub
+from asma.zoo.model import save_pretrained
+from asma.zoo.registry import (HubSource, UnknownModelError, ZooEntry, ZooError, add_entry, builtin_manifest_path,
+                               list_entries, read_manifest, remove_entry, resolve, write_manifest)
+
+
+def hub_entry(alias, repo_id, revision, folder=None, kind="classifier", **kw):
+    """A manifest entry pinning ``repo_id@revision`` with the sha256 of ``folder``'s files."""
+    hashes = sha256_record(folder, ["config.json", "model.safetensors"]) if folder else {"model.safetensors": "0" * 64}
+    return ZooEntry(alias, kind, hub=HubSource(repo_id, revision, hashes), **kw)
 
 
 @pytest.fixture
@@ -48,7 +55,9 @@ def test_model_info_on_the_hub(hub, pushed):
     assert files == {".gitattributes", "README.md", "config.json", "model.safetensors"}
 
 
-def test_pinned_revisions_and_tags(hub, pushed, classifier, classifier_config, clips, tmp_path):
+def test_pinned_revisions_and_tags(hub, pushed, saved, classifier, classifier_config, clips, tmp_path):
+    import shutil
+    saved_v1 = shutil.copytree(saved, tmp_path / "v1")
     with torch.no_grad():
         for p in classifier.head.parameters():
             p.add_(1.0)
@@ -64,12 +73,12 @@ def test_pinned_revisions_and_tags(hub, pushed, classifier, classifier_config, c
         assert torch.equal(m2(clips), classifier(clips))
         assert torch.equal(m1(clips), m3(clips)) and not torch.equal(m1(clips), m2(clips))
     # an alias pins a revision; an explicit revision overrides it
-    register_model("tiny-v1", "org/tiny", "v1", kind="classifier", description="test")
+    add_entry(hub_entry("tiny-v1", "org/tiny", "v1", saved_v1, description="test"))
     try:
         assert commit_of(pull("tiny-v1", endpoint=hub.url, cache_dir=cache)) == pushed
         assert commit_of(pull("tiny-v1", revision="v2", endpoint=hub.url, cache_dir=cache)) == sha2
     finally:
-        unregister_model("tiny-v1")
+        remove_entry("tiny-v1")
     with pytest.raises(ZooError, match=r"repository 'org/tiny' has no revision 'v3'"):
         pull("org/tiny@v3", endpoint=hub.url, cache_dir=cache)
 
@@ -153,53 +162,77 @@ def test_model_names():
         parse_model_name("hf-hub:org/m/extra")
 
 
-def test_builtin_manifest_is_empty_and_valid():
-    # no weights are published yet: the shipped manifest must not point at invented repos
-    assert read_manifest(builtin_manifest_path()) == []
-    assert json.loads(builtin_manifest_path().read_text()) == {"format_version": 1, "models": {}}
-    assert list_models() == []
+def test_builtin_manifest_is_valid_and_honest():
+    entries = {e.alias: e for e in read_manifest(builtin_manifest_path())}
+    assert json.loads(builtin_manifest_path().read_text())["format_version"] == 2
+    # the three real NTU-60 models: immutable URLs at 40-hex commits of their public repositories
+    lineage = {a: e for a, e in entries.items() if e.url is not None}
+    assert sorted(lineage) == ["actclr-ntu60-xview-joint", "aimclr-ntu60-xview-joint", "crosnnclr-ntu60-xview-joint"]
+    for e in lineage.values():
+        assert e.url.url == (f"https://raw.githubusercontent.com/{e.url.repository.split('github.com/')[1]}/"
+                             f"{e.url.commit}/{e.url.path}")
+        assert len(e.url.commit) == 40 and e.license.startswith("MIT") and "research" in e.license
+        assert "of 12 real NTU-60 clips" in e.agreement["ntu60-real-samples"]
+    assert lineage["actclr-ntu60-xview-joint"].metrics == {"ntu60-xview/linear": {"top1": 87.14, "top5": 98.63}}
+    # nothing is claimed to be on a Hub; the ASMa models are recipes with the paper's numbers
+    assert not any(e.hub for e in entries.values())
+    student = entries["ntu60-student"]
+    assert not student.pullable and student.recipe.expected == {"ntu60-xsub/distill": {"top1": 80.5}}
+    assert student.recipe.stages == ["pretrain", "linear", "distill"] and student.recipe.export == "student"
+    assert [e.alias for e in list_entries()] == sorted(entries)
 
 
-def test_unknown_alias_says_nothing_is_published():
+def test_unknown_alias_lists_the_known_names():
     with pytest.raises(UnknownModelError) as e:
-        pull("ntu60-student")
+        pull("ntu61-student")
     msg = str(e.value)
-    assert "no published model named 'ntu60-student' exists yet" in msg and "known aliases: none" in msg
-    assert "no asma weights have been published" in msg and "hf-hub:org/name@revision" in msg
-    register_model("ntu60-teacher", "my-org/asma-ntu60-teacher", "v1.0", kind="teacher")
-    try:
-        with pytest.raises(UnknownModelError, match=r"known aliases: ntu60-teacher\."):
-            resolve("ntu60-student")
-    finally:
-        unregister_model("ntu60-teacher")
+    assert "no model named 'ntu61-student' in the zoo" in msg and "actclr-ntu60-xview-joint" in msg
+    assert "hf-hub:org/name@revision" in msg
+    with pytest.raises(ZooError, match="'ntu60-student' is not published on a Hub .a recipe."):
+        pull("ntu60-student")
 
 
 def test_manifest_files_and_env(tmp_path, monkeypatch):
     path = write_manifest(tmp_path / "org.json", [
-        ZooEntry("ntu60-student", "my-org/asma-ntu60-student", "v1.0", "student", "5-layer student")])
-    assert [e.alias for e in list_models([path])] == ["ntu60-student"]
-    assert resolve("ntu60-student", [path]).name == "hf-hub:my-org/asma-ntu60-student@v1.0"
+        hub_entry("ntu60-student", "my-org/asma-ntu60-student", "v1.0", kind="student", description="5-layer")])
+    assert resolve("ntu60-student", [path]).hub.repo_id == "my-org/asma-ntu60-student"  # replaces the recipe
     assert parse_model_name("ntu60-student", manifests=[path]) == ModelRef(
         "my-org/asma-ntu60-student", "v1.0", alias="ntu60-student")
+    assert read_manifest(path) == [resolve("ntu60-student", [path])]  # round trip
     monkeypatch.setenv("ASMA_ZOO_MANIFEST", str(path))
     assert resolve("ntu60-student").source == str(path)
     with pytest.raises(ZooError, match="already defined by .*org.json"):
-        register_model("ntu60-student", "x/y", "v2", kind="student")
+        add_entry(hub_entry("ntu60-student", "x/y", "v2", kind="student"))
     monkeypatch.setenv("ASMA_ZOO_MANIFEST", str(tmp_path / "gone.json"))
     with pytest.raises(FileNotFoundError, match=r"gone.json \(listed in \$ASMA_ZOO_MANIFEST\)"):
-        list_models()
+        list_entries()
+
+
+_SHA = {"model.safetensors": "a" * 64}
 
 
 @pytest.mark.parametrize("entry, expect", [
-    ({"repo_id": "noslash", "revision": "v1", "kind": "student"}, "field 'repo_id'"),
-    ({"repo_id": "a/b", "kind": "student"}, "field 'revision': missing"),
-    ({"repo_id": "a/b", "revision": "v1", "kind": "detector"}, "field 'kind'"),
-    ({"repo_id": "a/b", "revision": "v1", "kind": "student", "url": "x"}, "unknown field"),
+    ({"kind": "student", "hub": {"repo_id": "noslash", "revision": "v1", "sha256": _SHA}}, "field 'hub.repo_id'"),
+    ({"kind": "student", "hub": {"repo_id": "a/b", "sha256": _SHA}}, "field 'hub': missing 1 required"),
+    ({"kind": "student", "hub": {"repo_id": "a/b", "revision": "v1", "sha256": {}}}, "field 'hub.sha256'"),
+    ({"kind": "student", "hub": {"repo_id": "a/b", "revision": "v1", "sha256": {"../x": "a" * 64}}},
+     "field 'hub.sha256': '../x' is not a plain file name"),
+    ({"kind": "detector", "hub": {"repo_id": "a/b", "revision": "v1", "sha256": _SHA}}, "field 'kind'"),
+    ({"kind": "student"}, "field 'recipe': an entry needs a source .'hub' or 'url'. or a 'recipe'"),
+    ({"kind": "classifier", "url": {"url": "https://x/y.pt", "sha256": "abc", "converter": "actclr"}},
+     "field 'url.sha256'"),
+    ({"kind": "classifier", "url": {"url": "https://x/y.pt", "sha256": "a" * 64, "converter": "moco"}},
+     "field 'url.converter'"),
+    ({"kind": "student", "hub": {"repo_id": "a/b", "revision": "v1", "sha256": _SHA}, "repo_id": "a/b"},
+     "unknown field.s. 'repo_id'"),
 ])
 def test_bad_manifest_entries(tmp_path, entry, expect):
     path = tmp_path / "m.json"
-    path.write_text(json.dumps({"format_version": 1, "models": {"x": entry}}))
+    path.write_text(json.dumps({"format_version": 2, "models": {"x": entry}}))
     with pytest.raises(ZooError, match=f"m.json: model 'x': {expect}"):
         read_manifest(path)
     with pytest.raises(ZooError, match="invalid alias 'Org/X'"):
-        ZooEntry("Org/X", "a/b", "v1", "student")
+        hub_entry("Org/X", "a/b", "v1")
+    path.write_text(json.dumps({"format_version": 1, "models": {}}))
+    with pytest.raises(ZooError, match="manifest format 1 is not supported"):
+        read_manifest(path)
