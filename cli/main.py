@@ -330,10 +330,12 @@ def backbones(layout: str, frames: int, plugins: Tuple[str, ...]) -> None:
 
 from .data import data  # noqa: E402  (command groups in their own modules)
 from .zoo import zoo  # noqa: E402
+from .plot import plot  # noqa: E402
 from .deploy import bench, export_cmd, predict  # noqa: E402
 
 main.add_command(data)
 main.add_command(zoo)
+main.add_command(plot)
 for _cmd in (bench, export_cmd, predict):
     main.add_command(_cmd)
 
