@@ -5,9 +5,10 @@ from .alignment import AlignedClassifier, FeatureAlignment
 from .classifiers import EncoderClassifier, FeatureStandardizer, feature_stats
 from .dgcnn import DGCNN
 from .gin import GIN
-from .stgcn import STGCN, GraphConv, STGCNBlock
+from .spatiotemporal import SpatioTemporalBlock, SpatioTemporalEncoder, TemporalConv
+from .stgcn import STGCN, GraphConv
 from .student import STGCNStudent
 
 __all__ = ["Backbone", "create_backbone", "list_backbones", "register_backbone", "import_plugin",
-           "count_parameters", "count_flops", "STGCN", "STGCNBlock", "GraphConv", "GIN", "DGCNN", "STGCNStudent",
+           "count_parameters", "count_flops", "STGCN", "GraphConv", "SpatioTemporalEncoder", "SpatioTemporalBlock", "TemporalConv", "GIN", "DGCNN", "STGCNStudent",
            "EncoderClassifier", "AlignedClassifier", "FeatureAlignment", "FeatureStandardizer", "feature_stats"]

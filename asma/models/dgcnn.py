@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from ..graph import Skeleton, get_layout
-from .gin import SpatioTemporalEncoder, fold_frames, unfold_frames
 from .registry import register_backbone
+from .spatiotemporal import SpatioTemporalEncoder, fold_frames, unfold_frames
 
 #: Relative tie tolerance of :func:`knn_indices`.
 TIE_RTOL = 1e-6
@@ -167,7 +167,7 @@ class FrameEdgeConv(nn.Module):
 class DGCNN(SpatioTemporalEncoder):
     r"""Dynamic graph CNN encoder: per frame, a k-NN graph in the current feature space
     (recomputed at every layer; layer 1 uses the data-BN'd coordinates) with EdgeConv max
-    aggregation (:class:`FrameEdgeConv`), interleaved with :class:`~asma.models.gin.TemporalConv`
+    aggregation (:class:`FrameEdgeConv`), interleaved with :class:`~asma.models.spatiotemporal.TemporalConv`
     (kernel 9, BN, ReLU, residuals), in the ST-GCN teacher's 10-block plan (16/32/64 hidden, 256-d
     output). The skeleton's bones are not used: the graph is learned from features. Block :math:`l`:
 

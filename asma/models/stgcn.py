@@ -6,8 +6,9 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ..graph import Skeleton, partition_adjacency
-from .registry import Backbone, register_backbone
+from ..graph import Skeleton, get_layout, partition_adjacency
+from .registry import register_backbone
+from .spatiotemporal import SpatioTemporalEncoder
 
 
 class GraphConv(nn.Module):
@@ -46,55 +47,16 @@ class GraphConv(nn.Module):
         return torch.einsum("nkctv,kvw->nctw", y, A)
 
 
-class STGCNBlock(nn.Module):
-    r"""One ST-GCN unit: graph conv, then BN-ReLU-temporal conv (kernel :math:`k_t`, stride
-    :math:`s`)-BN-Dropout, plus a residual, then ReLU.
+class STGCN(SpatioTemporalEncoder):
+    r"""ST-GCN encoder: the :class:`~asma.models.spatiotemporal.SpatioTemporalEncoder` (data BN,
+    blocks of spatial layer + temporal unit + residual, pooling to tokens and one feature) with
+    :class:`GraphConv` spatial layers on the layout's :math:`K` partition matrices, each block
+    multiplying them by its learnable edge importance :math:`\mathbf{M}^l` (initialised to ones):
 
-    Residual: none (``residual=False``), identity when shapes match, else a strided
-    :math:`1\times1` conv + BN.
-
-    Shapes:
-        - **x**: :math:`(N, C_{in}, T, V)`, **A**: :math:`(K, V, V)`
-        - **output**: :math:`(N, C_{out}, \lceil T/s \rceil, V)`
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, num_partitions: int, stride: int = 1,
-                 temporal_kernel: int = 9, dropout: float = 0.0, residual: bool = True):
-        super().__init__()
-        if temporal_kernel % 2 != 1:
-            raise ValueError(f"temporal_kernel must be odd, got {temporal_kernel}")
-        pad = (temporal_kernel - 1) // 2
-        self.gcn = GraphConv(in_channels, out_channels, num_partitions)
-        self.tcn = nn.Sequential(
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, (temporal_kernel, 1), (stride, 1), (pad, 0)),
-            nn.BatchNorm2d(out_channels), nn.Dropout(dropout, inplace=True))
-        if not residual:
-            self.residual = None
-        elif in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, (stride, 1)),
-                                          nn.BatchNorm2d(out_channels))
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor, A: Tensor) -> Tensor:
-        y = self.tcn(self.gcn(x, A))
-        if self.residual is not None:
-            y = y + self.residual(x)
-        return self.relu(y)
-
-
-def _paper_plan(hidden: int, out: int) -> Tuple[Sequence[int], Sequence[int]]:
-    # The lineage's 10 blocks: 4 at h, 3 at 2h (first strided), 2 at 4h (first strided), 1 to out.
-    return ([hidden] * 4 + [2 * hidden] * 3 + [4 * hidden] * 2 + [out],
-            [1, 1, 1, 1, 2, 1, 1, 2, 1, 1])
-
-
-class STGCN(Backbone):
-    r"""ST-GCN encoder: data BatchNorm, a stack of :class:`STGCNBlock` with learnable edge
-    importance, global average pooling over joints (tokens per frame) and frames (pooled), persons
-    folded into the batch and averaged.
+    .. math::
+        \mathbf{H}^{l} = \mathrm{ReLU}\Big(\mathrm{TCN}\big(\textstyle\sum_{k=1}^{K}
+        \mathbf{W}_k \mathbf{H}^{l-1} (\mathbf{A}_k \odot \mathbf{M}^l_k)\big)
+        + \mathrm{R}(\mathbf{H}^{l-1})\Big)
 
     With the defaults (``hidden_channels=16``, ``out_channels=256``, 10 blocks, spatial partition,
     edge importance) on ``ntu25`` and 3 channels it has exactly 821,380 parameters, the encoder of
@@ -124,58 +86,29 @@ class STGCN(Backbone):
                  temporal_kernel: int = 9, dropout: float = 0.5, edge_importance: bool = True,
                  partition: str = "spatial", max_hop: int = 1, center_distance: str = "truncated",
                  data_bn: bool = True):
-        super().__init__(layout, in_channels)
-        if channels is None:
-            channels, default_strides = _paper_plan(hidden_channels, out_channels)
-            strides = list(strides) if strides is not None else default_strides
-        channels = list(channels)
-        strides = list(strides) if strides is not None else [1] * len(channels)
-        if len(strides) != len(channels) or not channels:
-            raise ValueError(f"channels ({len(channels)}) and strides ({len(strides)}) must be non-empty and equal length")
-        A = partition_adjacency(self.layout, partition, max_hop, center_distance)
+        A = partition_adjacency(get_layout(layout), partition, max_hop, center_distance)
+        self._num_partitions = A.size(0)
+        super().__init__(layout, in_channels, hidden_channels, out_channels, channels, strides,
+                         temporal_kernel, dropout, data_bn)
         self.register_buffer("A", A, persistent=False)
-        V, K = self.layout.num_joints, A.size(0)
-        self.data_bn = nn.BatchNorm1d(in_channels * V) if data_bn else nn.Identity()
-        blocks = []
-        c_in = in_channels
-        for i, (c, s) in enumerate(zip(channels, strides)):
-            blocks.append(STGCNBlock(c_in, c, K, stride=s, temporal_kernel=temporal_kernel,
-                                     dropout=0.0 if i == 0 else dropout, residual=i > 0))
-            c_in = c
-        self.blocks = nn.ModuleList(blocks)
         if edge_importance:
-            self.edge_importance = nn.ParameterList([nn.Parameter(torch.ones_like(A)) for _ in blocks])
+            self.edge_importance = nn.ParameterList([nn.Parameter(torch.ones_like(A)) for _ in self.blocks])
         else:
             self.edge_importance = None
-        self.out_dim = channels[-1]
-        self.temporal_stride = int(torch.tensor(strides).prod())
+
+    def make_spatial(self, in_channels: int, out_channels: int, index: int) -> nn.Module:
+        return GraphConv(in_channels, out_channels, self._num_partitions)
+
+    def block_inputs(self, index: int) -> Tuple[Tensor]:
+        """Block ``index``'s adjacency :math:`\\mathbf{A} \\odot \\mathbf{M}^l`, :math:`(K, V, V)`."""
+        return (self.A if self.edge_importance is None else self.A * self.edge_importance[index],)
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+        """Re-initialise data BN, every block and the edge importance (ones)."""
+        super().reset_parameters()
         if self.edge_importance is not None:
             for p in self.edge_importance:
                 nn.init.ones_(p)
-
-    def embed(self, x: Tensor) -> Tensor:
-        """Per-person feature maps before pooling, ``(N*M, D, T', V)``."""
-        self.check_input(x)
-        n, c, t, v, m = x.shape
-        x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
-        x = self.data_bn(x)
-        x = x.view(n * m, v, c, t).permute(0, 2, 3, 1)
-        for i, block in enumerate(self.blocks):
-            A = self.A if self.edge_importance is None else self.A * self.edge_importance[i]
-            x = block(x, A)
-        return x
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        n, m = x.shape[0], x.shape[-1]
-        y = self.embed(x)
-        d, t = y.shape[1], y.shape[2]
-        tokens = y.mean(dim=3).view(n, m, d, t).mean(dim=1).transpose(1, 2)
-        return tokens.mean(dim=1), tokens
 
 
 @register_backbone("stgcn")

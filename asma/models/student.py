@@ -104,8 +104,6 @@ class STGCNStudent(STGCN):
         super().__init__(layout, in_channels, channels=list(channels),
                          strides=None if strides is None else list(strides), **kwargs)
         self.num_layers = len(self.blocks)
-        self.channels = [b.gcn.out_channels for b in self.blocks]
-        self.strides = list(strides) if strides is not None else [1] * self.num_layers
 
 
 @register_backbone("stgcn-student")

@@ -13,7 +13,7 @@ from torch_geometric.nn import EdgeConv
 import asma.models.dgcnn as dgcnn_mod
 from asma.models import count_parameters, create_backbone
 from asma.models.dgcnn import (DGCNN, DenseEdgeConv, FrameEdgeConv, knn_edge_index, knn_indices)
-from asma.models.gin import fold_frames
+from asma.models.spatiotemporal import fold_frames
 
 TINY = dict(channels=[8, 8, 16], strides=[1, 2, 1], dropout=0.0, k=4)
 
@@ -202,9 +202,9 @@ def test_dgcnn_k_validation_and_defaults():
             total += c_in * c + 3 * c
         c_in = c
     assert count_parameters(model) == total == 776_726
-    w = model.blocks[3].spatial.edge.lin.weight.clone()
+    w = model.blocks[3].gcn.edge.lin.weight.clone()
     model.reset_parameters()
-    assert not torch.equal(w, model.blocks[3].spatial.edge.lin.weight)
+    assert not torch.equal(w, model.blocks[3].gcn.edge.lin.weight)
     with pytest.raises(ValueError, match="k must satisfy"):
         create_backbone("dgcnn", "coco17", k=17)
     with pytest.raises(ValueError, match="k must satisfy"):

@@ -11,7 +11,8 @@ from torch_geometric.nn import GINConv
 
 from asma.graph import from_edges, get_layout
 from asma.models import count_parameters, create_backbone
-from asma.models.gin import GIN, FrameGINConv, fold_frames, unfold_frames
+from asma.models.gin import GIN, FrameGINConv
+from asma.models.spatiotemporal import fold_frames, unfold_frames
 
 TINY = dict(channels=[8, 8, 16], strides=[1, 2, 1], dropout=0.0)
 
@@ -169,12 +170,12 @@ def test_gin_reset_parameters():
     model = create_backbone("gin", **TINY)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
-        model.blocks[0].tcn.bn1.weight.fill_(3.0)
+        model.blocks[0].tcn[0].weight.fill_(3.0)
     model.reset_parameters()
     after = model.state_dict()
-    assert torch.equal(after["blocks.0.tcn.bn1.weight"], torch.ones(8))
-    assert not torch.equal(before["blocks.1.spatial.conv.nn.0.weight"],
-                           after["blocks.1.spatial.conv.nn.0.weight"])
+    assert torch.equal(after["blocks.0.tcn.0.weight"], torch.ones(8))
+    assert not torch.equal(before["blocks.1.gcn.conv.nn.0.weight"],
+                           after["blocks.1.gcn.conv.nn.0.weight"])
 
 
 def test_gin_input_validation():

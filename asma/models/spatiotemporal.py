@@ -1,0 +1,229 @@
+"""The spatio-temporal encoder base shared by every backbone (ST-GCN, GIN, DGCNN, the student):
+data BatchNorm, persons folded into the batch, a stack of :class:`SpatioTemporalBlock`
+(a spatial layer, then ST-GCN's temporal unit :class:`TemporalConv`, plus a residual), and the
+pooling to per-frame tokens and one pooled feature.
+
+The parameter names follow the ST-GCN lineage (``data_bn``, ``blocks.<i>.gcn``, ``blocks.<i>.tcn.<j>``,
+``blocks.<i>.residual``), so lineage checkpoints load by renaming the prefix only.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..graph import Skeleton
+from .registry import Backbone
+
+
+def paper_plan(hidden: int, out: int) -> Tuple[List[int], List[int]]:
+    """The lineage's 10 blocks: 4 at ``h``, 3 at ``2h`` (first strided), 2 at ``4h`` (first
+    strided), 1 to ``out``; returns ``(channels, strides)``.
+
+    Shapes:
+        - **output**: two lists of length 10
+    """
+    return ([hidden] * 4 + [2 * hidden] * 3 + [4 * hidden] * 2 + [out],
+            [1, 1, 1, 1, 2, 1, 1, 2, 1, 1])
+
+
+def fold_frames(x: Tensor) -> Tensor:
+    r"""Fold a clip feature map into a batch of per-frame node-feature matrices.
+
+    Shapes:
+        - **x**: :math:`(B, C, T, V)`
+        - **output**: :math:`(B \cdot T, V, C)` (frame ``b * T + t``)
+    """
+    b, c, t, v = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b * t, v, c)
+
+
+def unfold_frames(x: Tensor, batch: int) -> Tensor:
+    r"""Inverse of :func:`fold_frames`.
+
+    Shapes:
+        - **x**: :math:`(B \cdot T, V, C)`
+        - **output**: :math:`(B, C, T, V)`
+    """
+    bt, v, c = x.shape
+    return x.reshape(batch, bt // batch, v, c).permute(0, 3, 1, 2).contiguous()
+
+
+class TemporalConv(nn.Sequential):
+    r"""ST-GCN's temporal unit: BN, ReLU, a :math:`k_t \times 1` convolution with stride :math:`s`
+    over time (same padding), BN, Dropout (``tcn.0`` .. ``tcn.4``, as in the lineage):
+
+    .. math::
+        \mathbf{Y} = \mathrm{Drop}(\mathrm{BN}(\mathbf{W} *_t \mathrm{ReLU}(\mathrm{BN}(\mathbf{X}))))
+
+    Args:
+        channels (int): :math:`C` (in = out).
+        stride (int): temporal stride :math:`s`.
+        kernel_size (int): odd :math:`k_t` (9).
+        dropout (float): dropout probability.
+
+    Shapes:
+        - **x**: :math:`(B, C, T, V)`
+        - **output**: :math:`(B, C, \lceil T/s \rceil, V)`
+    """
+
+    def __init__(self, channels: int, stride: int = 1, kernel_size: int = 9, dropout: float = 0.0):
+        if kernel_size % 2 != 1:
+            raise ValueError(f"temporal_kernel must be odd, got {kernel_size}")
+        pad = (kernel_size - 1) // 2
+        super().__init__(nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+                         nn.Conv2d(channels, channels, (kernel_size, 1), (stride, 1), (pad, 0)),
+                         nn.BatchNorm2d(channels), nn.Dropout(dropout, inplace=True))
+
+    def reset_parameters(self) -> None:
+        """Re-initialise the convolution and both BatchNorms."""
+        for i in (0, 2, 3):
+            self[i].reset_parameters()
+
+
+class SpatioTemporalBlock(nn.Module):
+    r"""One unit of every backbone (ST-GCN's ``st_gcn`` block with a pluggable spatial layer):
+
+    .. math::
+        \mathbf{Y} = \mathrm{ReLU}\big(\mathrm{TCN}(\mathrm{S}(\mathbf{X})) + \mathrm{R}(\mathbf{X})\big)
+
+    where :math:`\mathrm{S}` (``gcn``) is the spatial layer (:math:`C_{in} \to C_{out}`, per frame),
+    :math:`\mathrm{TCN}` a :class:`TemporalConv` and :math:`\mathrm{R}` the residual: none
+    (``residual=False``), identity when shapes match, else a strided :math:`1\times1` conv + BN.
+
+    Args:
+        spatial (nn.Module): maps :math:`(B, C_{in}, T, V)` (and the block's extra inputs, e.g. an
+            adjacency) to :math:`(B, C_{out}, T, V)`.
+        in_channels / out_channels (int): :math:`C_{in}`, :math:`C_{out}`.
+        stride, temporal_kernel, dropout: see :class:`TemporalConv`.
+        residual (bool): use a residual branch.
+
+    Shapes:
+        - **x**: :math:`(B, C_{in}, T, V)`; ``*graph``: passed to the spatial layer
+        - **output**: :math:`(B, C_{out}, \lceil T/s \rceil, V)`
+    """
+
+    def __init__(self, spatial: nn.Module, in_channels: int, out_channels: int, stride: int = 1,
+                 temporal_kernel: int = 9, dropout: float = 0.0, residual: bool = True):
+        super().__init__()
+        self.gcn = spatial
+        self.tcn = TemporalConv(out_channels, stride, temporal_kernel, dropout)
+        if not residual:
+            self.residual = None
+        elif in_channels == out_channels and stride == 1:
+            self.residual = nn.Identity()
+        else:
+            self.residual = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, (stride, 1)),
+                                          nn.BatchNorm2d(out_channels))
+        self.relu = nn.ReLU(inplace=True)
+
+    def reset_parameters(self) -> None:
+        """Re-initialise the spatial layer, the temporal unit and the residual branch."""
+        self.gcn.reset_parameters()
+        self.tcn.reset_parameters()
+        if isinstance(self.residual, nn.Sequential):
+            for m in self.residual:
+                m.reset_parameters()
+
+    def forward(self, x: Tensor, *graph: Tensor) -> Tensor:
+        y = self.tcn(self.gcn(x, *graph))
+        if self.residual is not None:
+            y = y + self.residual(x)
+        return self.relu(y)
+
+
+class SpatioTemporalEncoder(Backbone):
+    r"""The encoder every backbone is: data BatchNorm over :math:`V \cdot C` channels, persons
+    folded into the batch, a stack of :class:`SpatioTemporalBlock` (no residual in block 1,
+    dropout in blocks 2..), mean over joints (tokens per frame), then over persons; ``pooled`` is
+    the mean of the tokens over time:
+
+    .. math::
+        \mathbf{tok}_{n,t} = \frac{1}{MV}\sum_{m,v} \mathbf{H}_{(n,m),:,t,v}, \qquad
+        \mathbf{pooled}_n = \frac{1}{T'}\sum_t \mathbf{tok}_{n,t}
+
+    Subclasses implement :meth:`make_spatial` (and :meth:`block_inputs` when their spatial layer
+    takes more than the features, e.g. ST-GCN's adjacency). The default plan is the ST-GCN
+    teacher's 10 blocks (:func:`paper_plan`: ``h, h, h, h, 2h, 2h, 2h, 4h, 4h, D`` with strides 2
+    at blocks 5 and 8).
+
+    Shapes:
+        - **input**: :math:`(N, C, T, V, M)`
+        - **output**: ``pooled`` :math:`(N, D)`, ``tokens`` :math:`(N, T', D)`,
+          :math:`T' = \lceil T / \prod s \rceil`
+    """
+
+    def __init__(self, layout: Union[str, Skeleton] = "ntu25", in_channels: int = 3,
+                 hidden_channels: int = 16, out_channels: int = 256,
+                 channels: Optional[Sequence[int]] = None, strides: Optional[Sequence[int]] = None,
+                 temporal_kernel: int = 9, dropout: float = 0.5, data_bn: bool = True):
+        super().__init__(layout, in_channels)
+        channels, strides = self.resolve_plan(hidden_channels, out_channels, channels, strides)
+        V = self.layout.num_joints
+        self.data_bn = nn.BatchNorm1d(in_channels * V) if data_bn else nn.Identity()
+        blocks: List[SpatioTemporalBlock] = []
+        c_in = in_channels
+        for i, (c, s) in enumerate(zip(channels, strides)):
+            blocks.append(SpatioTemporalBlock(self.make_spatial(c_in, c, i), c_in, c, stride=s,
+                                              temporal_kernel=temporal_kernel,
+                                              dropout=0.0 if i == 0 else dropout, residual=i > 0))
+            c_in = c
+        self.blocks = nn.ModuleList(blocks)
+        self.channels, self.strides = list(channels), list(strides)
+        self.out_dim = channels[-1]
+        self.temporal_stride = int(torch.tensor(strides).prod())
+
+    @staticmethod
+    def resolve_plan(hidden_channels: int, out_channels: int, channels: Optional[Sequence[int]],
+                     strides: Optional[Sequence[int]]) -> Tuple[List[int], List[int]]:
+        """Per-block widths and strides: explicit ``channels``/``strides`` or the teacher plan
+        (:func:`paper_plan`); strides default to 1 with explicit channels.
+
+        Raises:
+            ValueError: empty, unequal-length or non-positive plans.
+        """
+        if channels is None:
+            channels, default_strides = paper_plan(hidden_channels, out_channels)
+            strides = list(strides) if strides is not None else default_strides
+        channels = [int(c) for c in channels]
+        strides = [int(s) for s in strides] if strides is not None else [1] * len(channels)
+        if not channels or len(strides) != len(channels):
+            raise ValueError(f"channels ({len(channels)}) and strides ({len(strides)}) must be "
+                             "non-empty and of equal length")
+        if min(channels) < 1 or min(strides) < 1:
+            raise ValueError(f"channels and strides must be positive, got {channels} / {strides}")
+        return channels, strides
+
+    def make_spatial(self, in_channels: int, out_channels: int, index: int) -> nn.Module:
+        """The per-frame spatial layer of block ``index``: :math:`(B, C_{in}, T, V) \\to (B, C_{out}, T, V)`."""
+        raise NotImplementedError
+
+    def block_inputs(self, index: int) -> Tuple[Tensor, ...]:
+        """Extra inputs of block ``index``'s spatial layer (none by default)."""
+        return ()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise data BN and every block."""
+        if isinstance(self.data_bn, nn.BatchNorm1d):
+            self.data_bn.reset_parameters()
+        for block in self.blocks:
+            block.reset_parameters()
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Per-person feature maps before pooling, ``(N*M, D, T', V)``."""
+        self.check_input(x)
+        n, c, t, v, m = x.shape
+        x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
+        x = self.data_bn(x)
+        x = x.view(n * m, v, c, t).permute(0, 2, 3, 1)
+        for i, block in enumerate(self.blocks):
+            x = block(x, *self.block_inputs(i))
+        return x
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        n, m = x.shape[0], x.shape[-1]
+        y = self.embed(x)
+        d, t = y.shape[1], y.shape[2]
+        tokens = y.mean(dim=3).view(n, m, d, t).mean(dim=1).transpose(1, 2)
+        return tokens.mean(dim=1), tokens
