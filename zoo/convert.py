@@ -26,6 +26,7 @@ repository has the Conv2d head).
 """
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -69,10 +70,12 @@ def read_checkpoint(path: PathLike) -> Dict[str, Tensor]:
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # weights_only refuses arbitrary objects; a damaged zip fails too
+    except pickle.UnpicklingError:  # weights_only refused an object that needs code to rebuild
+        raise CheckpointImportError(f"{path}: cannot be read with torch.load(weights_only=True): it holds objects "
+                                    "other than tensors, and asma never runs a checkpoint's code") from None
+    except Exception as e:  # a damaged or truncated file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointImportError(f"{path}: cannot be read as a tensor state_dict with "
-                                    f"torch.load(weights_only=True): {first}") from None
+        raise CheckpointImportError(f"{path}: cannot be read with torch.load(weights_only=True): {first}") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
