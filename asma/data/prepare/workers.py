@@ -26,7 +26,7 @@ def _process_item(kind: str, item: Tuple, cfg: PreprocessConfig, body_rule: str,
         from ..readers.ntu import ntu_to_array, parse_ntu_name, read_ntu_skeleton
 
         path, name = item
-        rec = read_ntu_skeleton(path)
+        rec = read_ntu_skeleton(path, values="xyz")
         if len(rec.frame) == 0:
             raise EmptySequenceError(f"no skeleton in any of the {rec.num_frames} frames", path)
         x = ntu_to_array(rec, max_bodies=M, body_rule=body_rule)

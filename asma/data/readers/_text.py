@@ -84,7 +84,7 @@ def parse_float_row(line_text: str, ncols: Optional[int], path: str, line: int,
         except ValueError:
             raise DataFormatError(f"not a number: {t[:40]!r} (value {k + 1})", path, line) from None
     check = vals if finite_cols is None else vals[:finite_cols]
-    ok = _in_range(check)
+    ok = in_range(check)
     if not ok.all():
         bad = int(np.flatnonzero(~ok)[0])
         raise DataFormatError(f"non-finite coordinate {toks[bad]!r} (value {bad + 1})", path, line)
@@ -94,7 +94,7 @@ def parse_float_row(line_text: str, ncols: Optional[int], path: str, line: int,
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def _in_range(a: np.ndarray) -> np.ndarray:
+def in_range(a: np.ndarray) -> np.ndarray:
     """Finite and representable as float32 (what the stores hold)."""
     with np.errstate(invalid="ignore"):
         return np.abs(a) <= _F32_MAX
@@ -128,7 +128,7 @@ def parse_block(lines: Sequence[str], line_numbers: Sequence[int], ncols: int, p
         arr = None
     if arr is not None and arr.shape == (n, ncols):
         check = arr if finite_cols is None else arr[:, :finite_cols]
-        if _in_range(check).all():
+        if in_range(check).all():
             return arr
     for text, ln in zip(lines, line_numbers):
         parse_float_row(text, ncols, path, ln, what=what, finite_cols=finite_cols, sep=sep)

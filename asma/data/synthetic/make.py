@@ -48,6 +48,21 @@ def make_synthetic(config: Optional[SyntheticConfig] = None, layout: Union[str, 
         from asma.data.synthetic import make_synthetic, split
         train, test = split(make_synthetic(num_classes=8, seed=1), "xsub")
     """
+    cfg = _resolve_config(config, layout, overrides)
+    skel = get_layout(cfg.layout)
+    body, joint_map, fills = _class_fills(cfg, skel)
+    names = class_names(cfg.num_classes, cfg.num_persons, cfg.layout)
+    data, label_arr, meta_arr = _render(cfg, skel, body, joint_map, fills)
+    clip_names = [f"C{c:03d}P{s:03d}R{r:03d}A{a + 1:03d}" for c, s, r, a in
+                  zip(meta_arr["camera"], meta_arr["subject"], meta_arr["replication"], label_arr)]
+    layout_name = cfg.layout if isinstance(cfg.layout, str) else getattr(skel, "name", "custom")
+    return SkeletonArrays(
+        data=data, labels=label_arr, layout=cfg.layout, class_names=names, meta=meta_arr,
+        names=clip_names, source=f"synthetic(layout={layout_name}, seed={cfg.seed})")
+
+
+def _resolve_config(config: Optional[SyntheticConfig], layout, overrides) -> SyntheticConfig:
+    """The validated configuration: ``config`` (or the defaults) with ``overrides`` and ``layout``."""
     if config is not None and not isinstance(config, SyntheticConfig):
         raise ValueError(f"config must be a SyntheticConfig or None, got {type(config).__name__}")
     known = {f.name for f in fields(SyntheticConfig)}
@@ -58,29 +73,34 @@ def make_synthetic(config: Optional[SyntheticConfig] = None, layout: Union[str, 
     if layout is not None:
         cfg = replace(cfg, layout=layout)
     _validate(cfg)
-    cfg = replace(cfg, speed_range=tuple(float(s) for s in cfg.speed_range))
+    return replace(cfg, speed_range=tuple(float(s) for s in cfg.speed_range))
 
-    skel = get_layout(cfg.layout)
+
+def _class_fills(cfg: SyntheticConfig, skel: Skeleton):
+    """``(body, joint_map, fills)``: the body model, the layout's joints in it, and per class the
+    motion generator and whether it is a two-person class (human layouts use the named actions)."""
     joint_map = _human_joint_map(skel)
-    human = joint_map is not None
-    if human:
+    if joint_map is not None:
         body = _restricted(_HUMAN_BODY, joint_map)
         ns, npair = _class_plan(cfg.num_classes, cfg.num_persons, len(_HUMAN_SINGLE), len(_HUMAN_PAIR))
         fills = [(_human_fill(g), False) for _, g in _HUMAN_SINGLE[:ns]]
         fills += [(_human_fill(g), True) for _, g in _HUMAN_PAIR[:npair]]
-    else:
-        body = _generic_body(skel, cfg.seed)
-        joint_map = np.arange(skel.num_joints)
-        ns, npair = _class_plan(cfg.num_classes, cfg.num_persons, _GENERIC_SINGLE, _GENERIC_PAIR)
-        specs = _generic_specs(body, int(skel.center), cfg.seed, ns + 2 * npair)
-        A, extent = len(body.articulated), body.extent
-        movable = [int(body.slot[j]) for j in body.articulated if j != int(skel.center)]
-        fills = [(_generic_fill(specs[k], None, A, extent, movable), False) for k in range(ns)]
-        fills += [(_generic_fill(specs[ns + 2 * k], specs[ns + 2 * k + 1], A, extent, movable), True)
-                  for k in range(npair)]
-    names = class_names(cfg.num_classes, cfg.num_persons, cfg.layout)
-    tables = _make_tables(cfg, body)
+        return body, joint_map, fills
+    body = _generic_body(skel, cfg.seed)
+    joint_map = np.arange(skel.num_joints)
+    ns, npair = _class_plan(cfg.num_classes, cfg.num_persons, _GENERIC_SINGLE, _GENERIC_PAIR)
+    specs = _generic_specs(body, int(skel.center), cfg.seed, ns + 2 * npair)
+    A, extent = len(body.articulated), body.extent
+    movable = [int(body.slot[j]) for j in body.articulated if j != int(skel.center)]
+    fills = [(_generic_fill(specs[k], None, A, extent, movable), False) for k in range(ns)]
+    fills += [(_generic_fill(specs[ns + 2 * k], specs[ns + 2 * k + 1], A, extent, movable), True)
+              for k in range(npair)]
+    return body, joint_map, fills
 
+
+def _render(cfg: SyntheticConfig, skel: Skeleton, body, joint_map: np.ndarray, fills):
+    """``(data (N, C, T, V, M), labels (N,), meta)`` of every class, performance and camera."""
+    tables = _make_tables(cfg, body)
     S, C, K = cfg.num_subjects, cfg.num_cameras, cfg.clips_per_class
     n_perf = math.ceil(K / C)
     perf = np.repeat(np.arange(n_perf), C)[:K]         # performance of each clip
@@ -108,14 +128,7 @@ def make_synthetic(config: Optional[SyntheticConfig] = None, layout: Union[str, 
         meta["subject"].append(subject[perf] + 1)
         meta["camera"].append(cams + 1)
         meta["replication"].append(replication[perf])
-
     data = np.concatenate(chunks)
     meta_arr = {key: np.concatenate(v).astype(np.int64) for key, v in meta.items()}
     meta_arr["length"] = np.full(len(data), cfg.num_frames, dtype=np.int64)
-    label_arr = np.concatenate(labels)
-    clip_names = [f"C{c:03d}P{s:03d}R{r:03d}A{a + 1:03d}" for c, s, r, a in
-                  zip(meta_arr["camera"], meta_arr["subject"], meta_arr["replication"], label_arr)]
-    layout_name = cfg.layout if isinstance(cfg.layout, str) else getattr(skel, "name", "custom")
-    return SkeletonArrays(
-        data=data, labels=label_arr, layout=cfg.layout, class_names=names, meta=meta_arr,
-        names=clip_names, source=f"synthetic(layout={layout_name}, seed={cfg.seed})")
+    return data, np.concatenate(labels), meta_arr
