@@ -151,3 +151,46 @@ def find_pickles():
                 out.append(p)
         return out
     return find
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A static HTTP server on 127.0.0.1 serving ``tmp_path / "www"`` (``server.root``,
+    ``server.url``; ``server.stop()``), standing in for raw.githubusercontent.com."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    root = tmp_path / "www"
+    root.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+
+    class Server:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+
+        def __init__(self):
+            self.root, self.running = root, True
+
+        def stop(self) -> None:
+            if self.running:
+                httpd.shutdown()
+                httpd.server_close()
+                self.running = False
+
+    server = Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def zoo_cache(tmp_path, monkeypatch) -> Path:
+    """A private local zoo cache ($ASMA_ZOO_CACHE) per test."""
+    cache = tmp_path / "zoo-cache"
+    monkeypatch.setenv("ASMA_ZOO_CACHE", str(cache))
+    return cache
