@@ -73,11 +73,17 @@ def write_csv(path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Pat
     return Path(path)
 
 
-def finish(fig, png, data: Dict[str, Any], csv_table: Optional[tuple] = None) -> PlotResult:
-    """Write the PNG, ``<stem>.json`` (``data``) and, given ``(header, rows)``, ``<stem>.csv``."""
-    png = Path(png)
+def png_path(out) -> Path:
+    """``out`` as a Path, refused (before any work) unless it names a ``.png`` file."""
+    png = Path(out)
     if png.suffix.lower() != ".png":
         raise ValueError(f"the output must be a .png file, got {png}")
+    return png
+
+
+def finish(fig, png, data: Dict[str, Any], csv_table: Optional[tuple] = None) -> PlotResult:
+    """Write the PNG, ``<stem>.json`` (``data``) and, given ``(header, rows)``, ``<stem>.csv``."""
+    png = png_path(png)
     files = {"json": png.with_suffix(".json")}
     atomic_write_json(files["json"], data)
     if csv_table is not None:

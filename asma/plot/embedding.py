@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..data.arrays import SkeletonArrays
-from .common import PlotResult, finish, pyplot
+from .common import PlotResult, png_path, finish, pyplot
 
 #: What a run directory can embed: its pretrained encoders by name, or a distilled student.
 STUDENTS = {"student": "distill", "student-ft": "distill-ft"}
@@ -114,6 +114,7 @@ def plot_tsne(encoder, arrays: SkeletonArrays, out, stream: str = "joint", num_c
               seed: int = 0, perplexity: float = 30.0, title: Optional[str] = None) -> PlotResult:
     """Scatter of :func:`tsne_data` coloured by class. Writes ``out``, ``<stem>.csv`` (clip,
     label, class, x, y) and ``<stem>.json``."""
+    png_path(out)
     plt = pyplot()
     d, _ = tsne_data(encoder, arrays, stream, num_classes, seed, perplexity)
     pts, labels = np.array(d["points"]), np.array(d["labels"])

@@ -9,7 +9,7 @@ import torch
 
 from ..data.arrays import SkeletonArrays
 from ..masking import joint_mask_probs, motion_scores, sample_frame_mask, sample_joint_mask
-from .common import PlotResult, draw_skeleton, finish, pose_xy, pyplot, undirected_edges
+from .common import PlotResult, png_path, draw_skeleton, finish, pose_xy, pyplot, undirected_edges
 
 SPATIAL = {"high": "HDSM (high degree)", "low": "LDSM (low degree)", "random": "random joints"}
 TEMPORAL = {"high": "HMTM (high motion)", "low": "LMTM (low motion)", "random": "random frames"}
@@ -74,6 +74,7 @@ def plot_masks(arrays: SkeletonArrays, out, index: int = 0, n_joints: int = 9, n
     Writes ``out`` and ``<stem>.json``."""
     if not 0 <= index < len(arrays):
         raise ValueError(f"clip index {index} is out of range: {arrays.source} has {len(arrays)} clips")
+    png_path(out)
     plt = pyplot()
     skel = arrays.skeleton
     clip = np.asarray(arrays.data[index])

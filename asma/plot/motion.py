@@ -6,7 +6,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..data.arrays import SkeletonArrays
-from .common import PlotResult, draw_skeleton, finish, pose_xy, pyplot
+from .common import PlotResult, png_path, draw_skeleton, finish, pose_xy, pyplot
 
 
 def joint_motion(data: np.ndarray, num_coords: int = 3) -> np.ndarray:
@@ -73,6 +73,7 @@ def plot_motion_degree(arrays: SkeletonArrays, out, title: Optional[str] = None)
     """Fig. 1 as a PNG: (a) the skeleton coloured by degree, (b) mean motion per joint
     (bars coloured by degree), (c) motion per joint and class. Writes ``out`` and
     ``<stem>.json`` / ``<stem>.csv`` (one row per joint: degree, mean motion, per class)."""
+    png_path(out)
     plt = pyplot()
     d = motion_by_degree(arrays)
     skel = arrays.skeleton

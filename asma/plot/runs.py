@@ -9,26 +9,30 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..io import read_json
-from .common import PlotResult, finish, pyplot
+from .common import PlotResult, png_path, finish, pyplot
 
 #: Per-epoch keys that are not curves.
 _NOT_CURVES = {"time", "stage", "epoch", "lr", "samples_per_s", "dropped"}
-#: Stage folders with their own metrics.jsonl, in pipeline order, and what their loss is.
-_STAGE_DIRS = {"finetune": ("fine-tuning", "cross-entropy"), "distill": ("distillation, LP teacher", "τ²·KL"),
-               "distill-ft": ("distillation, FT teacher", "τ²·KL")}
+#: Stage folders that held their own metrics.jsonl in older run directories, in pipeline order.
+_STAGE_DIRS = ("finetune", "distill", "distill-ft")
 
 
-def _panel(name: str) -> Tuple[str, str]:
-    folder, _, stage = name.rpartition("/")
-    if not folder:
-        return ("pretraining", "Barlow Twins loss") if name == "pretrain" else (name, "loss")
-    what, loss = _STAGE_DIRS.get(folder, (folder, "loss"))
-    return (f"{what}: {stage}" if folder == "finetune" else what), loss
+def _panel(name: str, record: dict) -> Tuple[str, str]:
+    """Title and loss label of a curve group, from its stage name and the keys it records."""
+    stage = name.rpartition("/")[2]
+    if stage == "pretrain":
+        return "pretraining", "Barlow Twins loss"
+    if "agreement" in record or stage.startswith("distill"):
+        return ("distillation" if stage == "distill" else f"distillation: {stage}"), "τ²·KL"
+    if "train_acc" in record:
+        return f"fine-tuning: {stage.replace('finetune-', '')}", "cross-entropy"
+    return stage, "loss"
 
 
 def read_metrics(run_dir) -> Dict[str, List[dict]]:
-    """Every per-epoch record of a run, grouped as ``"<folder>/<stage>"`` (``"pretrain"`` for
-    the run's own ``metrics.jsonl``, e.g. ``"finetune/theta"``, ``"distill/distill"``), in file order.
+    """Every per-epoch record of a run, grouped by stage (``"pretrain"``, ``"theta"``, ...) in
+    file order; records of a stage folder's own ``metrics.jsonl`` (older runs) are grouped as
+    ``"<folder>/<stage>"``.
 
     Raises:
         ValueError: when the run has no ``metrics.jsonl`` or a line is not JSON (names file and line).
@@ -60,6 +64,7 @@ def plot_curves(run_dir, out, title: Optional[str] = None) -> PlotResult:
     and the four Barlow Twins terms; fine-tuning / distillation: the loss, with training
     accuracy or teacher agreement on a right axis). Writes ``out`` and ``<stem>.json`` (the
     curves) / ``<stem>.csv`` (one row per group, epoch and metric)."""
+    png_path(out)
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
     groups = read_metrics(run_dir)
@@ -80,7 +85,7 @@ def plot_curves(run_dir, out, title: Optional[str] = None) -> PlotResult:
                 ax.plot(epochs, curves[k], marker="o", ms=3, lw=2 if k == "loss" else 1, label=k)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        panel, loss = _panel(name)
+        panel, loss = _panel(name, recs[0])
         ax.set_ylabel(loss)
         ax.set_title(panel)
         if pct:
@@ -155,6 +160,7 @@ def plot_confusion(out, run_dir=None, stage: str = "linear", row: Optional[str] 
     """The confusion matrix (rows: true class, columns: prediction), in percent of each true
     class when ``normalize`` (cells annotated up to 30 classes). Writes ``out``, ``<stem>.csv``
     (counts) and ``<stem>.json``."""
+    png_path(out)
     plt = pyplot()
     conf, names, what = confusion_source(run_dir, stage, row, eval_json)
     K = conf.shape[0]
@@ -213,6 +219,7 @@ def plot_encoder_difference(run_dir, out, stage: str = "linear", first: str = "t
     """Fig. 6: bars of the per-class accuracy difference ``second - first`` of a run's two
     encoders, sorted. Writes ``out``, ``<stem>.csv`` (per class: both accuracies, difference,
     clips) and ``<stem>.json``."""
+    png_path(out)
     plt = pyplot()
     d = encoder_difference(run_dir, stage, first, second)
     keep = [i for i, v in enumerate(d["difference"]) if v is not None]
