@@ -27,6 +27,12 @@ PREPARED_DATASETS: Dict[str, str] = {
     "pku2-xsub": "PKU-MMD Part II cross-subject (official split file), 51 class ids (41 used)",
     "pku2-xview": "PKU-MMD Part II cross-view (official split file), 51 class ids (41 used)",
     "utkinect-xsub": "UTKinect-Action3D cross-subject: odd subjects train, even test (Kinect v1, 20 joints), 10 classes",
+    "nwucla-xview": "Northwestern-UCLA cross-view: views 1, 2 train, view 3 test (1,020 / 464 clips), 10 classes",
+    "utd-mhad-xsub": "UTD-MHAD cross-subject: odd subjects train, even test (431 / 430 clips), 27 classes",
+    "penn-action-official": "Penn Action official split (1,258 / 1,068 clips), 15 classes, 2D + visibility",
+    "hdm05-xsub": "HDM05 mocap cross-subject: actors bd, bk, dg train, mm, tr test (189 / 99 clips), 11 classes",
+    "msrc12-xsub": "MSRC-12 gestures cut at action points: lower half of the subjects train, upper half test, "
+                   "12 classes",
 }
 
 
@@ -44,7 +50,7 @@ def prepared_path(name: str, data_dir: Optional[PathLike] = None) -> Path:
 
 def prepare_command(name: str, data_dir: Optional[PathLike] = None) -> str:
     """The shell command that creates prepared dataset ``name`` under ``data_dir``."""
-    dataset = name.split("-")[0]
+    dataset = name.rsplit("-", 1)[0]  # "<dataset>-<benchmark>"; dataset names may hold "-" (utd-mhad)
     out = str(Path(data_dir).expanduser()) if data_dir is not None else str(default_data_dir())
     return f"asma data prepare {dataset} --raw RAW_DIR --out {out}"
 

@@ -62,6 +62,11 @@ MEDIAPIPE33_EDGES = [(0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6,
                      (23, 25), (24, 26), (25, 27), (26, 28), (27, 29), (28, 30), (29, 31), (30, 32),
                      (27, 31), (28, 32)] + [(9, 0), (10, 0), (11, 0), (12, 0)]
 
+# Penn Action's 13 annotated joints (its README order); COCO-17's body edges without the face.
+_PENN13_NAMES = ["head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+                 "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+PENN13_EDGES = [(0, 1), (0, 2), (1, 3), (3, 5), (2, 4), (4, 6), (1, 7), (2, 8), (7, 9), (9, 11), (8, 10), (10, 12)]
+
 _BUILDERS: Dict[str, Callable[[], Skeleton]] = {}
 _DESCRIPTIONS: Dict[str, str] = {}
 
@@ -130,3 +135,21 @@ def coco17() -> Skeleton:
 def mediapipe33() -> Skeleton:
     return from_edges(MEDIAPIPE33_EDGES, 33, joint_names=_MEDIAPIPE33_NAMES, center=0,
                       name="mediapipe33")
+
+
+@register_layout("penn13", "Penn Action, 13 joints, 2D (x, y, visibility)")
+def penn13() -> Skeleton:
+    return from_edges(PENN13_EDGES, 13, joint_names=_PENN13_NAMES, center=0, name="penn13")
+
+
+@register_layout("hdm05", "HDM05 / Acclaim ASF mocap, 31 joints: the root and the far end of each bone")
+def hdm05() -> Skeleton:
+    # the bone names and hierarchy live with the reader (numpy only) that computes the positions
+    from ..data.readers.hdm05 import HDM05_BONES, HDM05_PARENTS
+
+    names = ["root"] + list(HDM05_BONES)
+    edges = [(names.index(p), k + 1) for k, p in enumerate(HDM05_PARENTS)]
+    # ASF names are lowercase l/r prefixes ("lfemur"), which name matching cannot tell from "lowerback"
+    pairs = [(k + 1, names.index("r" + b[1:])) for k, b in enumerate(HDM05_BONES) if b.startswith("l")
+             and "r" + b[1:] in names]
+    return from_edges(edges, 31, joint_names=names, center=names.index("thorax"), flip_pairs=pairs, name="hdm05")

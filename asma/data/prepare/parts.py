@@ -13,7 +13,8 @@ import numpy as np
 
 def _fingerprint(kind: str, item: Tuple) -> List[List]:
     """``[path, size, mtime_ns]`` of every raw file an item reads (a changed file invalidates its part)."""
-    paths = [item[0], item[1]] if kind == "pku" else [item[0]]
+    # pku: skeleton + label file; clips: (path, name, further files read, e.g. an ASF skeleton)
+    paths = [item[0], item[1]] if kind == "pku" else [item[0], *item[2:]] if kind == "clips" else [item[0]]
     out = []
     for p in paths:
         try:

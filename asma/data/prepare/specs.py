@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ..preprocess import PreprocessConfig
@@ -23,7 +24,7 @@ class DatasetSpec:
     """What :func:`prepare_dataset` needs to know about a dataset."""
 
     name: str
-    kind: str  # "ntu", "pku", "utkinect"
+    kind: str  # "ntu", "pku", "utkinect", or "clips" (read by the ClipSource of module ``source``)
     layout: str
     benchmarks: Tuple[str, ...]
     num_persons: int
@@ -32,10 +33,28 @@ class DatasetSpec:
     default_max_frames: Optional[int] = None
     chunk_size: int = 64
     description: str = ""
+    source: str = ""  # kind "clips": the module of asma.data.readers whose SOURCE lists, reads and splits
+    preprocess: Tuple[Tuple[str, object], ...] = ()  # PreprocessConfig fields that differ from the defaults
+
+    def clip_source(self):
+        """The :class:`~asma.data.readers.clips.ClipSource` of a ``"clips"`` dataset."""
+        return import_module(f"asma.data.readers.{self.source}").SOURCE
+
+    @property
+    def num_joints(self) -> int:
+        """:math:`V` of the dataset's layout (without importing the graph package and torch)."""
+        return _LAYOUT_JOINTS[self.layout]
+
+    @property
+    def meta_keys(self) -> Tuple[str, ...]:
+        """The integer metadata stored per sample."""
+        return tuple(self.clip_source().meta_keys) if self.kind == "clips" else META_KEYS[self.kind]
 
     @property
     def class_names(self) -> List[str]:
         """Class names in label order."""
+        if self.kind == "clips":
+            return list(self.clip_source().class_names)
         if self.kind == "ntu":
             from ..readers.ntu import NTU120_CLASS_NAMES
 
@@ -50,9 +69,14 @@ class DatasetSpec:
 
     def default_preprocess(self) -> PreprocessConfig:
         """Lineage-compatible defaults for this dataset (centre/shoulders from its layout)."""
+        kw = dict(self.preprocess)
         if self.layout == "kinect20":
-            return PreprocessConfig(center_joint=2, shoulders=(4, 8), max_frames=self.default_max_frames)
-        return PreprocessConfig(center_joint=20, shoulders=(4, 8), max_frames=self.default_max_frames)
+            kw = {"center_joint": 2, "shoulders": (4, 8), **kw}
+        return PreprocessConfig(**{"center_joint": 20, "shoulders": (4, 8), "max_frames": self.default_max_frames,
+                                   **kw})
+
+
+_LAYOUT_JOINTS = {"ntu25": 25, "kinect20": 20, "penn13": 13, "hdm05": 31}
 
 
 DATASETS: Dict[str, DatasetSpec] = {
@@ -66,6 +90,22 @@ DATASETS: Dict[str, DatasetSpec] = {
                         chunk_size=8, description="PKU-MMD Part II (1,009 sequences, ~6.9k clips, 41 of 51 classes)"),
     "utkinect": DatasetSpec("utkinect", "utkinect", "kinect20", ("xsub",), 1, chunk_size=1,
                             description="UTKinect-Action3D (20 sequences, 199 clips, 10 classes, Kinect v1)"),
+    "nwucla": DatasetSpec("nwucla", "clips", "kinect20", ("xview",), 1, chunk_size=64, source="nwucla",
+                          description="Northwestern-UCLA Multiview Action3D (1,484 clips, 10 classes, 3 views, "
+                                      "Kinect v1)"),
+    "utd-mhad": DatasetSpec("utd-mhad", "clips", "kinect20", ("xsub",), 1, chunk_size=64, source="utd_mhad",
+                            description="UTD-MHAD skeletons (861 clips, 27 classes, 8 subjects, Kinect v1)"),
+    "penn-action": DatasetSpec("penn-action", "clips", "penn13", ("official",), 1, chunk_size=64,
+                               source="penn_action",
+                               preprocess=(("center", "none"), ("align", "none"), ("coord_channels", 2),
+                                           ("center_joint", 0), ("shoulders", (1, 2))),
+                               description="Penn Action (2,326 clips, 15 classes, 2D, 13 joints + visibility)"),
+    # HDM05 at 120 fps: 56-901 frames, resampled like the others; centre the thorax, align the clavicle ends
+    "hdm05": DatasetSpec("hdm05", "clips", "hdm05", ("xsub",), 1, chunk_size=16, source="hdm05",
+                         preprocess=(("center_joint", 13), ("shoulders", (17, 24))),
+                         description="HDM05 mocap, ASF/AMC (288 labelled clips, 11 classes, 5 actors, 31 joints)"),
+    "msrc12": DatasetSpec("msrc12", "clips", "kinect20", ("xsub",), 1, chunk_size=4, source="msrc12",
+                          description="MSRC-12 gestures, one clip per action point (12 gestures, Kinect v1)"),
 }
 
 META_KEYS = {

@@ -37,6 +37,9 @@ def _split_masks(spec: DatasetSpec, dataset: str, benches: Sequence[str], meta: 
             unassigned.extend(f"{b}: video {v} is in neither list of {split_files[b].name}" for v in lost)
             split_info[b] = {"rule": f"video id in {split_files[b].name}", "file": str(split_files[b]),
                              "train_videos": len(tr_ids), "test_videos": len(te_ids)}
+        elif spec.kind == "clips":
+            tr, split_info[b] = spec.clip_source().train_mask(b, meta)
+            masks[b] = (tr, ~tr)
         else:
             from ..splits import utkinect_train_mask
 
