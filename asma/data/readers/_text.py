@@ -134,3 +134,91 @@ def parse_block(lines: Sequence[str], line_numbers: Sequence[int], ncols: int, p
         parse_float_row(text, ncols, path, ln, what=what, finite_cols=finite_cols, sep=sep)
     # every line is fine on its own but the block was not (should not happen): be explicit
     raise DataFormatError(f"could not parse {what} in lines {line_numbers[0]}-{line_numbers[-1]}", path)
+
+
+class ByteLines:
+    """The lines of raw bytes as a read-only sequence of ``bytes`` (without ``\\n`` / ``\\r\\n``),
+    found with numpy instead of one Python object per line; ``starts``/``ends`` are the byte offsets.
+
+    Use :meth:`of`, which returns ``None`` when a ``\\r`` does not end a line (the exact path
+    :func:`split_lines` treats it as a line break).
+    """
+
+    def __init__(self, raw: bytes, starts: np.ndarray, ends: np.ndarray):
+        self.raw, self.starts, self.ends = raw, starts, ends
+        self._s, self._e = starts.tolist(), ends.tolist()
+
+    @classmethod
+    def of(cls, raw: bytes) -> Optional["ByteLines"]:
+        """Split ``raw`` (``None`` when it has a lone CR)."""
+        b = np.frombuffer(raw, np.uint8)
+        nl = np.flatnonzero(b == 10)
+        starts = np.concatenate([[0], nl + 1])
+        ends = np.concatenate([nl, [b.size]])
+        if starts[-1] == b.size:  # a final line ending adds no line
+            starts, ends = starts[:-1], ends[:-1]
+        cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13) if b.size else np.zeros(0, bool)
+        if raw.count(b"\r") != int(cr.sum()):
+            return None
+        return cls(raw, starts, ends - cr)
+
+    def __len__(self) -> int:
+        return len(self._s)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.raw[self._s[i]:self._e[i]]
+
+
+_POW10 = 10.0 ** np.arange(23)
+_EXACT_DIGITS = 15  # mantissas below 2**53: one exact division gives the correctly rounded value
+
+
+def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray, width: int = 10) -> Optional[np.ndarray]:
+    """Vectorised ``float()`` of the tokens ``raw[starts[k]:ends[k]]`` (any shape of offsets).
+
+    Plain decimals (``-0.2702398``, ``3.561895``, ``5.``) of at most ``width`` bytes and 15 digits
+    are computed with numpy from digit place values and one division by a power of ten, which
+    equals ``float()`` exactly (Clinger's fast path); others (an exponent, more digits) go through
+    ``float()`` one by one. Returns ``None`` when a token is not a number (the caller then takes
+    its exact path, which names the line). Hand-written because numpy has no C routine that parses
+    selected tokens of a buffer (``np.loadtxt`` converts whole rows of Python strings).
+
+    Shapes: ``starts``, ``ends``: ``(...)`` -> ``(...)`` float64.
+    """
+    b = np.frombuffer(raw, np.uint8)
+    shape = np.shape(starts)
+    starts, ends = np.ravel(starts), np.ravel(ends)
+    n = ends - starts
+    if b.size == 0 or (n <= 0).any():
+        return None
+    # (width, N): byte k of every token in row k, so each step below is one vector operation
+    win = b[np.minimum(starts[None, :] + np.arange(width)[:, None], b.size - 1)]
+    inside = np.arange(width)[:, None] < n[None, :]
+    mant = np.zeros(starts.size)
+    frac = np.zeros(starts.size, np.int64)
+    ndig = np.zeros(starts.size, np.int64)
+    ndot = np.zeros(starts.size, np.int64)
+    other = np.zeros(starts.size, bool)
+    neg = win[0] == 45
+    other |= ~((win[0] == 45) | (win[0] == 43) | ((win[0] - 48) < 10) | (win[0] == 46))
+    for k in range(width):  # Horner over the digits: exact while the mantissa stays below 2**53
+        c = win[k]
+        dig = ((c - 48) < 10) & inside[k]
+        dot = (c == 46) & inside[k]
+        if k:
+            other |= inside[k] & ~dig & ~dot
+        mant = np.where(dig, mant * 10.0 + (c - 48), mant)
+        frac += dig & (ndot > 0)
+        ndig += dig
+        ndot += dot
+    slow = other | (n > width) | (ndig > _EXACT_DIGITS)
+    if ((ndot > 1) | (ndig == 0))[~slow].any():
+        return None
+    val = mant / _POW10[np.minimum(frac, 22)]
+    val = np.where(neg, -val, val)
+    for k in np.flatnonzero(slow).tolist():
+        try:
+            val[k] = float(raw[starts[k]:ends[k]])
+        except ValueError:
+            return None
+    return val.reshape(shape)

@@ -25,7 +25,8 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 import numpy as np
 
 from ..errors import DataFormatError, EmptySequenceError
-from ._text import Source, decode_text, in_range, parse_block, parse_int, read_source, split_lines
+from ._text import (ByteLines, Source, decode_text, in_range, parse_block, parse_decimals, parse_int, read_source,
+                    split_lines)
 
 NUM_JOINTS = 25
 JOINT_VALUES = 12  # x y z depthX depthY colorX colorY oW oX oY oZ trackingState
@@ -132,6 +133,9 @@ def read_ntu_skeleton(source: Source, *, name: Optional[str] = None, values: str
     if values not in ("all", "xyz"):
         raise ValueError(f"values must be 'all' or 'xyz', got {values!r}")
     raw, path = read_source(source, name)
+    fast = _read_xyz_fast(raw, path) if values == "xyz" else None
+    if fast is not None:
+        return fast
     lines = split_lines(decode_text(raw, path))
     if not lines:
         raise DataFormatError("empty file", path)
@@ -139,7 +143,8 @@ def read_ntu_skeleton(source: Source, *, name: Optional[str] = None, values: str
     k = len(frames)
     ncols = JOINT_VALUES if values == "all" else 3
     if k:
-        body_info = (parse_block(infos, info_lines, BODY_INFO_VALUES - 1, path, "values on the body line")
+        body_info = (parse_block([" ".join(t) for t in infos], info_lines, BODY_INFO_VALUES - 1, path,
+                                 "values on the body line")
                      if values == "all" else np.zeros((k, 0)))
         idx = (np.asarray(joint_starts, dtype=np.int64)[:, None] + np.arange(NUM_JOINTS)).ravel()
         joints = _joint_values(lines, idx, path, values).reshape(k, NUM_JOINTS, ncols)
@@ -152,9 +157,10 @@ def read_ntu_skeleton(source: Source, *, name: Optional[str] = None, values: str
         line=np.asarray(info_lines, dtype=np.int64))
 
 
-def _walk(lines: List[str], path: str):
-    """The frame/body structure: ``(num_frames, frame of each body, body ids, body-line texts
-    without the id, their 1-based lines, 0-based first joint line of each body)``."""
+def _walk(lines: Sequence, path: str):
+    """The frame/body structure: ``(num_frames, frame of each body, body ids, body-line values
+    after the id, their 1-based lines, 0-based first joint line of each body)``. ``lines``: the
+    file's lines as ``str`` (exact path) or ``bytes`` (:class:`ByteLines`, fast path)."""
     n_lines = len(lines)
 
     def need(i: int, what: str) -> str:
@@ -191,7 +197,7 @@ def _walk(lines: List[str], path: str):
                 need(n_lines, f"joint {n_lines - i - 1} of body {b + 1} in frame {f + 1}")
             frames.append(f)
             ids.append(bid)
-            infos.append(" ".join(info[1:]))
+            infos.append(info[1:])
             info_lines.append(i + 1)
             joint_starts.append(i + 2)
             i += 2 + nj
@@ -200,6 +206,41 @@ def _walk(lines: List[str], path: str):
             raise DataFormatError(f"unexpected data after the last frame ({num_frames} frames): "
                                   f"{lines[j].strip()[:40]!r}", path, j + 1)
     return num_frames, frames, ids, infos, info_lines, joint_starts
+
+
+def _read_xyz_fast(raw: bytes, path: str) -> Optional[NtuSkeletonFile]:
+    """``values="xyz"`` with numpy on the bytes: the structure walk reads only the count and body
+    lines, the joint lines are checked for 12 single-space separated values and their x, y, z
+    parsed by :func:`parse_decimals`. ``None`` for anything unusual (tabs, control bytes, doubled
+    spaces, a bad line): the exact path then parses the file or names the bad line."""
+    b = np.frombuffer(raw, np.uint8)
+    if not raw.isascii() or ((b < 32) & (b != 10) & (b != 13)).any():
+        return None
+    lines = ByteLines.of(raw)
+    if not lines:
+        return None
+    try:
+        num_frames, frames, ids, _, info_lines, joint_starts = _walk(lines, path)
+    except DataFormatError:
+        return None
+    idx = (np.asarray(joint_starts, dtype=np.int64)[:, None] + np.arange(NUM_JOINTS)).ravel()
+    ls, le = lines.starts[idx], lines.ends[idx]
+    sp = np.flatnonzero(b == 32)
+    first = np.searchsorted(sp, ls)
+    gaps = JOINT_VALUES - 1
+    if (first + gaps > sp.size).any():
+        return None
+    S = sp[first[:, None] + np.arange(gaps)]  # (J, 11) the separators of each joint line
+    nxt = np.append(sp, b.size)[first + gaps]
+    if not ((S[:, 0] > ls) & (S[:, -1] < le - 1) & (nxt >= le) & (np.diff(S, axis=1) > 1).all(axis=1)).all():
+        return None
+    xyz = parse_decimals(raw, np.stack([ls, S[:, 0] + 1, S[:, 1] + 1], axis=1), S[:, :3])
+    if xyz is None or not in_range(xyz).all():
+        return None
+    k = len(frames)
+    return NtuSkeletonFile(path=path, num_frames=num_frames, frame=np.asarray(frames, dtype=np.int64),
+                           body_id=np.asarray(ids, dtype=np.uint64), body_info=np.zeros((k, 0)),
+                           joints=xyz.reshape(k, NUM_JOINTS, 3), line=np.asarray(info_lines, dtype=np.int64))
 
 
 def _joint_values(lines: List[str], idx: np.ndarray, path: str, values: str) -> np.ndarray:
