@@ -109,6 +109,36 @@ def load_tensors(path: PathLike) -> Dict[str, Tensor]:
                               "damaged") from None
 
 
+#: The file of a folder that records the sha256 of the weight files :func:`save_weights` wrote.
+WEIGHTS_RECORD = "sha256.json"
+
+
+def save_weights(path: PathLike, tensors: Mapping[str, Tensor], metadata: Optional[Dict[str, str]] = None) -> None:
+    """:func:`save_tensors`, then record the file's sha256 in ``sha256.json`` of its folder
+    (:data:`WEIGHTS_RECORD`), which :func:`load_weights_file` verifies."""
+    path = Path(path)
+    save_tensors(path, tensors, metadata)
+    record_path = path.parent / WEIGHTS_RECORD
+    record = read_json(record_path) if record_path.is_file() else {}
+    atomic_write_json(record_path, {**(record if isinstance(record, dict) else {}), path.name: sha256_file(path)})
+
+
+def load_weights_file(path: PathLike) -> Dict[str, Tensor]:
+    """The tensors of a file written by :func:`save_weights`, after checking its sha256.
+
+    Raises:
+        CheckpointError: no sha256 recorded for it, or its bytes changed (names the file and
+            both hashes); see also :func:`load_tensors`.
+    """
+    path = Path(path)
+    record_path = path.parent / WEIGHTS_RECORD
+    record = read_json(record_path) if record_path.is_file() else {}
+    if not isinstance(record, dict) or not isinstance(record.get(path.name), str):
+        raise CheckpointError(f"{record_path} records no sha256 for {path.name}; refusing unverified weights")
+    verify_sha256(path.parent, {path.name: record[path.name]})
+    return load_tensors(path)
+
+
 def sha256_record(folder: PathLike, names: Sequence[str]) -> Dict[str, str]:
     """``{name: sha256}`` of the files ``folder/<name>`` (what :func:`verify_sha256` checks)."""
     return {name: sha256_file(Path(folder) / name) for name in names}

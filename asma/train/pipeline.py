@@ -33,14 +33,15 @@ from rich.console import Console
 from ..data.catalog import load_dataset
 from ..data.streams import STREAMS
 from ..graph import skeleton_from_dict
-from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_tensors
+from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_weights
 from ..models.alignment import AlignedClassifier, FeatureAlignment
 from ..models.classifiers import EncoderClassifier
 from ..models.heads import LinearClassifier
 from ..models.registry import Backbone, count_flops, create_backbone
 from .config import STAGES, DistillConfig, FinetuneConfig, TrainConfig
 from .distributed import barrier
-from .engine import MetricsLog, is_main_process, resolve_device, seed_everything, torch_threads
+from .engine import is_main_process, resolve_device, seed_everything, torch_threads
+from .loggers import Logger, make_logger
 from .evaluate import evaluate, evaluate_logits, fuse_streams
 from .probe import ProbeResult, linear_evaluation
 from .rundir import (RunContext, _resumable, check_transfer, downstream_data, load_encoders, load_rows,
@@ -54,14 +55,20 @@ DISTILL_DIRS = {"linear": "distill", "finetune": "distill-ft"}
 # ----------------------------------------------------------------------------- stages
 
 
+def run_logger(ctx: RunContext) -> Logger:
+    """The run's one :class:`~asma.train.loggers.Logger` (``cfg.loggers`` in the run directory)."""
+    return make_logger(ctx.run_dir, ctx.cfg.loggers)
+
+
 def linear_stage(ctx: RunContext, *, random_encoder: Optional[Backbone] = None,
-                 console: Optional[Console] = None) -> List[ProbeResult]:
+                 console: Optional[Console] = None, progress: bool = False) -> List[ProbeResult]:
     """Linear evaluation of the frozen encoders (Table 3 rows); writes ``<run>/linear/``."""
     cfg = ctx.cfg
     rows = linear_evaluation(ctx.encoders, ctx.train, ctx.test, cfg.probe, ctx.stream, cfg.seed,
-                             random_encoder=random_encoder, console=console, device=cfg.device)
+                             random_encoder=random_encoder, console=console, device=cfg.device, progress=progress)
     save_rows(ctx.run_dir, "linear", rows, ctx.test.labels, {"config": asdict(cfg.probe)})
-    MetricsLog(ctx.run_dir / "metrics.jsonl").write({"stage": "linear", "results": [r.as_dict() for r in rows]})
+    with run_logger(ctx) as log:
+        log.log({"stage": "linear", "results": [r.as_dict() for r in rows]})
     return rows
 
 
@@ -76,24 +83,25 @@ def finetune_stage(ctx: RunContext, ft: Optional[FinetuneConfig] = None, *, resu
     ft = ft or cfg.finetune
     out = run / "finetune"
     rows, tuned = [], {}
+    log = run_logger(ctx)
     for name, enc in ctx.encoders.items():
         model, res = finetune(enc, ctx.train, ctx.test, ft, ctx.stream, cfg.seed, out,
                               _resumable(out / name, resume), name=name, console=console, progress=progress,
-                              device=cfg.device)
+                              device=cfg.device, logger=log)
         res.name = f"{name} fine-tuned"
         tuned[name] = model
         rows.append(res)
         if is_main_process():
-            save_tensors(out / name / "final.safetensors", model.state_dict())
+            save_weights(out / name / "final.safetensors", model.state_dict())
     if len(tuned) == 2:
         a, b = list(tuned)
         model, res = finetune_aligned(tuned[a], tuned[b], ctx.train, ctx.test, ft, ctx.stream, cfg.seed, out,
                                       _resumable(out / "finetune-aligned", resume), console=console,
-                                      progress=progress, device=cfg.device)
+                                      progress=progress, device=cfg.device, logger=log)
         res.name = f"{a}+{b} fine-tuned aligned"
         rows.append(res)
         if is_main_process():
-            save_tensors(out / "aligned.safetensors", model.state_dict())
+            save_weights(out / "aligned.safetensors", model.state_dict())
     save_rows(run, "finetune", rows, ctx.test.labels, {"config": asdict(ft)})
     return rows
 
@@ -153,12 +161,13 @@ def distill_stage(ctx: RunContext, dc: Optional[DistillConfig] = None, *, resume
     teacher, t_res = make_teacher(ctx, dc.teacher)
     stage = DISTILL_DIRS[dc.teacher]
     out = run / stage
-    student, s_res = distill(teacher, ctx.train, ctx.test, dc, ctx.stream, cfg.seed, out,
-                             _resumable(out / "distill", resume), console=console, progress=progress,
-                             device=cfg.device)
+    with run_logger(ctx) as log:
+        student, s_res = distill(teacher, ctx.train, ctx.test, dc, ctx.stream, cfg.seed, out,
+                                 _resumable(out / "distill", resume), console=console, progress=progress,
+                                 device=cfg.device, logger=log)
     s_res.name = f"student of {dc.teacher} teacher (stgcn-student, tau={dc.tau:g})"
     if is_main_process():
-        save_tensors(out / "student.safetensors", student.state_dict())
+        save_weights(out / "student.safetensors", student.state_dict())
         atomic_write_json(out / "student.json", {
             "backbone": student.encoder.config, "layout": ctx.train.skeleton.to_dict(),
             "class_names": ctx.train.class_names, "stream": ctx.stream, "teacher": dc.teacher,
@@ -280,8 +289,9 @@ def run_pipeline(cfg: TrainConfig, *, resume: bool = False, console: Optional[Co
             check_compatible(cfg, pre_train)
             log(f"data: {cfg.data.dataset} ({cfg.data.protocol}), train {pre_train.shape}, test "
                 f"{pre_test.shape}, {pre_train.num_classes} classes, layout {pre_train.skeleton.name}")
-            model = pretrain(cfg, pre_train, run_dir, resume=_resumable(run_dir / "pretrain", resume),
-                             console=console, progress=progress)
+            with make_logger(run_dir, cfg.loggers) as logger:
+                model = pretrain(cfg, pre_train, run_dir, resume=_resumable(run_dir / "pretrain", resume),
+                                 console=console, progress=progress, logger=logger)
             history = getattr(model, "history", [])
             if is_main_process():
                 save_encoders(model, run_dir, cfg, pre_train)
@@ -309,7 +319,7 @@ def run_pipeline(cfg: TrainConfig, *, resume: bool = False, console: Optional[Co
                 torch.manual_seed(cfg.seed + 1)
                 random_enc = create_backbone(cfg.model.backbone, train.skeleton, train.shape[1],
                                              **cfg.model.backbone_cfg)
-                rows += linear_stage(ctx, random_encoder=random_enc, console=console)
+                rows += linear_stage(ctx, random_encoder=random_enc, console=console, progress=progress)
             elif stage == "finetune":
                 rows += finetune_stage(ctx, resume=resume, console=console, progress=progress)
             else:

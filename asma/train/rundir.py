@@ -17,7 +17,7 @@ from ..data.arrays import SkeletonArrays
 from ..data.catalog import load_dataset
 from ..graph import skeleton_from_dict
 from ..io import (CheckpointError, PathLike, atomic_write_json, latest_checkpoint, load_state_dict_checked,
-                  load_tensors, read_json, save_tensors, sha256_record, verify_sha256)
+                  load_tensors, load_weights_file, read_json, save_tensors, sha256_record, verify_sha256)
 from ..models.registry import Backbone, create_backbone
 from .config import DataConfig, TrainConfig, apply_overrides, make_config
 from .engine import is_main_process
@@ -73,31 +73,23 @@ def check_transfer(encoders: Dict[str, Backbone], train: SkeletonArrays, where: 
                          f"encoders expect {enc.in_channels}")
 
 
-#: ``encoders/<this file>``: the sha256 of every encoder file, written with the encoders.
-ENCODER_HASHES = "sha256.json"
-_ENCODER_FILES = ("model.safetensors", "config.json")
-
-
 def record_encoder_hashes(run_dir: PathLike) -> None:
-    """Write ``run_dir/encoders/sha256.json``: the sha256 of every encoder's files (call it right
-    after the encoders are written; :func:`load_encoders` verifies it)."""
-    enc_dir = Path(run_dir) / "encoders"
-    names = [f"{p.name}/{f}" for p in sorted(enc_dir.iterdir()) if p.is_dir() for f in _ENCODER_FILES
-             if (p / f).is_file()]
-    atomic_write_json(enc_dir / ENCODER_HASHES, sha256_record(enc_dir, names))
+    """Record the sha256 of every encoder's weights as ``weights_sha256`` in its ``config.json``
+    (the field of the zoo's folder format, so ``asma.zoo.load_pretrained`` verifies them too).
+    Call it right after the encoders are written; :func:`load_encoders` verifies it."""
+    for folder in sorted((Path(run_dir) / "encoders").iterdir()):
+        if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+            meta = read_json(folder / "config.json")
+            meta["weights_sha256"] = sha256_record(folder, ["model.safetensors"])
+            atomic_write_json(folder / "config.json", meta)
 
 
-def _verify_encoders(enc_dir: Path, names: Sequence[str]) -> None:
-    pointer = enc_dir / ENCODER_HASHES
-    if not pointer.is_file():
-        raise CheckpointError(f"{pointer} is missing: the encoders in {enc_dir} cannot be verified (they were not "
-                              "written by 'asma pretrain')")
-    record = read_json(pointer)
-    wanted = [f"{n}/{f}" for n in names for f in _ENCODER_FILES]
-    if not isinstance(record, dict) or any(not isinstance(record.get(w), str) for w in wanted):
-        missing = [w for w in wanted if not isinstance(record, dict) or not isinstance(record.get(w), str)]
-        raise CheckpointError(f"{pointer} records no sha256 for {', '.join(missing)}; refusing unverified encoders")
-    verify_sha256(enc_dir, {w: record[w] for w in wanted})
+def _verify_encoder(folder: Path, meta: Dict[str, Any]) -> None:
+    record = meta.get("weights_sha256")
+    if not isinstance(record, dict) or not isinstance(record.get("model.safetensors"), str):
+        raise CheckpointError(f"{folder / 'config.json'}: no sha256 of model.safetensors recorded (field "
+                              "'weights_sha256'); refusing unverified encoder weights")
+    verify_sha256(folder, {"model.safetensors": record["model.safetensors"]})
 
 
 def check_encoder_config(meta: Any, cfg: TrainConfig, name: str, source: Path) -> None:
@@ -129,8 +121,8 @@ def check_encoder_config(meta: Any, cfg: TrainConfig, name: str, source: Path) -
 
 def load_encoders(run_dir: Path, cfg: TrainConfig) -> Dict[str, Backbone]:
     """The pretrained encoders saved in ``run_dir/encoders`` (eval mode, config order), after
-    verifying their sha256 (``encoders/sha256.json``) and that they are the ones ``cfg``
-    describes (:func:`check_encoder_config`).
+    verifying their sha256 (``weights_sha256`` of each ``config.json``) and that they are the
+    ones ``cfg`` describes (:func:`check_encoder_config`).
 
     Raises:
         ValueError: when there are none (the pretraining did not finish).
@@ -143,12 +135,12 @@ def load_encoders(run_dir: Path, cfg: TrainConfig) -> Dict[str, Backbone]:
     if not names:
         raise ValueError(f"{enc_dir} holds no pretrained encoders; the pretraining of {run_dir} did not finish "
                          "(run 'asma pretrain' or 'asma train --resume')")
-    _verify_encoders(enc_dir, names)
     encoders = {}
     for name in names:
         source = enc_dir / name / "config.json"
         meta = read_json(source)
         check_encoder_config(meta, cfg, name, source)
+        _verify_encoder(enc_dir / name, meta)
         kwargs = {k: v for k, v in meta["backbone"].items() if k not in ("name", "in_channels")}
         try:
             enc = create_backbone(meta["backbone"]["name"], skeleton_from_dict(meta["layout"]),
@@ -223,13 +215,14 @@ def load_rows(run_dir, stage: str) -> List[ProbeResult]:
 
 
 def load_weights(model: torch.nn.Module, path: Path, what: str) -> torch.nn.Module:
-    """Load a safetensors state dict into ``model`` (returned in eval mode).
+    """Load a safetensors state dict written by :func:`asma.io.save_weights` into ``model``
+    (returned in eval mode), after verifying its recorded sha256.
 
     Raises:
-        CheckpointError: naming the file and ``what`` it should fit when it is damaged or a key
-            or shape differs.
+        CheckpointError: naming the file: unrecorded, modified or damaged, or (with ``what`` it
+            should fit) a key or shape differs.
     """
-    return load_state_dict_checked(model, load_tensors(path), path, what).eval()
+    return load_state_dict_checked(model, load_weights_file(path), path, what).eval()
 
 
 def _resumable(directory: Path, resume: bool) -> bool:
@@ -238,4 +231,4 @@ def _resumable(directory: Path, resume: bool) -> bool:
 
 __all__ = ["RunContext", "downstream_data", "check_transfer", "load_encoders", "read_config", "open_run",
            "read_status", "mark_done", "save_rows", "load_rows", "load_weights", "record_encoder_hashes",
-           "check_encoder_config", "ENCODER_HASHES"]
+           "check_encoder_config"]

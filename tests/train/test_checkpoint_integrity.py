@@ -173,3 +173,24 @@ def test_resume_refuses_a_tampered_checkpoint_and_a_dangling_pointer(tmp_path):
     cfg = config_from_options(resume=True, run_dir=str(run))
     with pytest.raises(CheckpointError, match="does not exist"):
         pretrain(cfg, load_dataset(cfg.data)[0], run, resume=True, progress=False)
+
+
+def test_stage_weights_are_verified_before_loading(tmp_path):
+    from asma.io import WEIGHTS_RECORD, save_weights
+    from asma.train.rundir import load_weights
+    m = _model()
+    save_weights(tmp_path / "final.safetensors", m.state_dict())
+    save_weights(tmp_path / "aligned.safetensors", nn.Linear(2, 2).state_dict())
+    record = read_json(tmp_path / WEIGHTS_RECORD)
+    assert record == {n: sha256_file(tmp_path / n) for n in ("final.safetensors", "aligned.safetensors")}
+    back = load_weights(_model(), tmp_path / "final.safetensors", "the classifier")
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), m.state_dict().values()))
+    with pytest.raises(CheckpointError, match=r"aligned.safetensors does not fit the classifier: 7 missing key.*; "
+                                              r"2 unexpected key\(s\) \(bias, weight\)"):
+        load_weights(_model(), tmp_path / "aligned.safetensors", "the classifier")
+    _flip(tmp_path / "final.safetensors")
+    with pytest.raises(CheckpointError, match=rf"final.safetensors was modified .*recorded {record['final.safetensors']}"):
+        load_weights(_model(), tmp_path / "final.safetensors", "the classifier")
+    save_tensors(tmp_path / "other.safetensors", m.state_dict())  # written without a record
+    with pytest.raises(CheckpointError, match="records no sha256 for other.safetensors"):
+        load_weights(_model(), tmp_path / "other.safetensors", "the classifier")

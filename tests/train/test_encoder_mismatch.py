@@ -90,15 +90,26 @@ def test_weights_not_fitting_their_config_are_one_line(run, changes, msg):
 
 def test_modified_or_unrecorded_encoders_are_refused(run):
     p = run / "encoders" / "phi" / "model.safetensors"
-    recorded = read_json(run / "encoders" / "sha256.json")["phi/model.safetensors"]
+    recorded = read_json(p.parent / "config.json")["weights_sha256"]["model.safetensors"]
+    assert recorded == sha256_file(p)
     data = bytearray(p.read_bytes())
     data[-20:-4] = bytes(b ^ 0xFF for b in data[-20:-4])  # 16 flipped bytes
     p.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match=rf"{p} was modified .* sha256 {sha256_file(p)}, recorded {recorded}"):
         load_encoders(run, read_config(run))
-    (run / "encoders" / "sha256.json").unlink()
-    with pytest.raises(CheckpointError, match="sha256.json is missing"):
+    r = CliRunner().invoke(main, ["linear", "--run-dir", str(run)])
+    assert r.exit_code == 2 and recorded in r.output.replace("\n", "") and "Traceback" not in r.output
+    _edit_encoder_config(run, "phi", rehash=False, weights_sha256={})
+    with pytest.raises(CheckpointError, match=r"phi/config.json: no sha256 of model.safetensors recorded"):
         load_encoders(run, read_config(run))
-    (run / "encoders" / "sha256.json").write_text('{"theta/model.safetensors": "00"}')
-    with pytest.raises(CheckpointError, match="records no sha256 for theta/config.json, phi/model.safetensors"):
-        load_encoders(run, read_config(run))
+
+
+def test_run_encoders_stay_loadable_by_the_zoo(run):
+    from asma.zoo import load_pretrained
+    model, cfg = load_pretrained(run / "encoders" / "theta")
+    assert cfg.kind == "encoder" and cfg.weights_sha256 == read_json(run / "encoders" / "theta" / "config.json")[
+        "weights_sha256"]
+    p = run / "encoders" / "theta" / "model.safetensors"
+    p.write_bytes(p.read_bytes()[:-16] + bytes(16))
+    with pytest.raises(ValueError, match=rf"{p}.*{sha256_file(p)}"):
+        load_pretrained(run / "encoders" / "theta")
