@@ -129,6 +129,8 @@ def _train(probe, plugins, seeds, resume, no_progress, print_config, **options) 
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
             raise ValueError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+        if any(s < 0 for s in seed_list):
+            raise ValueError(f"--seeds must be integers >= 0, got {seeds!r}")
         _, summary = run_seeds(cfg, seed_list, console=console, progress=not no_progress)
         table = Table(title=f"ASMa over seeds {seed_list}: mean ± std")
         for col in ("model", "top-1 %", "top-5 %"):

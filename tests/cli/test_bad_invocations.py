@@ -45,12 +45,19 @@ def test_out_of_bounds_config_is_one_line_naming_the_key(tmp_path, monkeypatch, 
     (["--batch-size", "0"], "Invalid value for '--batch-size'"),
     (["--preset", "huge"], "'huge' is not one of 'auto', 'paper', 'quick', 'tiny'"),
     (["--stream", "bones"], "'bones' is not one of 'joint', 'bone', 'motion'"),
+    (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
 ])
 @pytest.mark.parametrize("command", ["train", "pretrain"])
 def test_bad_options_are_refused_before_anything_runs(tmp_path, monkeypatch, command, args, msg):
     r = _invoke([command, *args, "--run-dir", "r"], tmp_path, monkeypatch)
     assert r.exit_code == 2 and msg in " ".join(r.output.split()), r.output
     assert list(tmp_path.iterdir()) == []  # no untrained "pretrained" encoders
+
+
+def test_negative_seeds_are_refused(tmp_path, monkeypatch):
+    r = _invoke(["train", "--seeds", "0,-1", "--run-dir", "r"], tmp_path, monkeypatch)
+    assert r.exit_code == 2 and "--seeds must be integers >= 0, got '0,-1'" in r.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_stage_commands_check_their_options(tmp_path, monkeypatch):
