@@ -62,6 +62,11 @@ def _with(options):
 
 
 # ------------------------------------------------------------------------------------------ bench
+def _num(v: Optional[float]) -> str:
+    """Three significant digits (whole numbers from 1000 on); ``-`` for a missing value."""
+    return "-" if v is None else (f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}")
+
+
 def _bench_table(results, title: str) -> Table:
     from asma.deploy.bench import ratios
     table = Table(title=title)
@@ -70,12 +75,10 @@ def _bench_table(results, title: str) -> Table:
     for label, _ in cols:
         table.add_column(label, justify="left" if label == "model" else "right")
     for r in results:
-        cells = [f"{getattr(r, k):.3g}" if k in ("params_m", "gflops") else
-                 ("-" if getattr(r, k) is None else f"{getattr(r, k):.1f}") for _, k in cols[1:]]
-        table.add_row(escape(r.name), *cells)
+        table.add_row(escape(r.name), *[_num(getattr(r, k)) for _, k in cols[1:]])
     if len(results) > 1:
-        for r, row in list(zip(results, ratios(results)))[1:]:
-            table.add_row(f"[italic]{escape(r.name)} / {escape(results[0].name)}[/]",
+        for i, row in list(enumerate(ratios(results), 1))[1:]:
+            table.add_row(f"[italic]row {i} ÷ row 1[/]",
                           *["-" if row[k] is None else f"{row[k]:.2f}x" for _, k in cols[1:]])
     return table
 

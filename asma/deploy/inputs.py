@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Union
+from typing import List, Optional, Union
 
 import numpy as np
 
@@ -60,32 +60,6 @@ def _one_person(joints: np.ndarray) -> np.ndarray:
     return np.asarray(joints, np.float32).transpose(2, 0, 1)[..., None].copy()
 
 
-def _json_format(obj: Any, path: str) -> str:
-    """Which pose-estimator JSON ``obj`` is (Kinetics, OpenPose, COCO or MediaPipe)."""
-    if isinstance(obj, dict):
-        if isinstance(obj.get("data"), list):
-            return "kinetics"
-        if isinstance(obj.get("people"), list):
-            return "openpose"
-        if any(isinstance(obj.get(k), list) for k in ("annotations", "instance_info", "predictions", "results")):
-            return "coco"
-        obj = obj.get("frames", obj.get("landmarks"))
-    if isinstance(obj, list):
-        first = next((e for e in obj if e not in (None, [], {})), None)
-        if isinstance(first, dict):
-            if "landmarks" in first or "pose_landmarks" in first:
-                return "mediapipe"
-            if "keypoints" in first or any(k in first for k in ("instances", "people", "keypoints_list")):
-                return "coco"
-        if isinstance(first, list) and (len(first) == 33 or (first and isinstance(first[0], dict) and "x" in first[0])):
-            return "mediapipe"
-        if isinstance(first, list) and first and isinstance(first[0], dict) and "keypoints" in first[0]:
-            return "coco"
-    raise DataFormatError("cannot tell the pose format of this JSON: expected Kinetics-skeleton ('data'), "
-                          "OpenPose ('people'), COCO keypoints ('keypoints') or MediaPipe landmarks "
-                          "('landmarks' / 33 points per frame); pass --format", path)
-
-
 def _sniff(path: str) -> str:
     if os.path.isdir(path):
         return "openpose"
@@ -99,8 +73,8 @@ def _sniff(path: str) -> str:
     if ext == ".txt":
         return "kinect"
     if ext == ".json":
-        from asma.data.readers.pose_json import load_json
-        return _json_format(load_json(path)[0], path)
+        from asma.data.readers.pose_json import guess_pose_format
+        return guess_pose_format(path)
     raise DataFormatError(f"unknown skeleton file type {ext or '(none)'!r}: expected .skeleton (NTU), .txt "
                           "(Kinect v1: UTKinect / MSR), .mat (UTD-MHAD), .json (Kinetics, OpenPose, COCO, "
                           "MediaPipe), an OpenPose folder or a .npy clip", path)

@@ -13,6 +13,7 @@ import copy
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -97,7 +98,9 @@ def onnx_bytes(model, example, opset: int = MIN_OPSET) -> bytes:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        # The backbones' input checks (Python ifs on shapes) trace to constants: harmless here.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(traceable(model), (example,), f, input_names=["x"], output_names=names, opset_version=opset,
                               dynamic_axes=axes, dynamo=False)
     finally:

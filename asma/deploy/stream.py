@@ -62,12 +62,12 @@ class Recognizer:
         self.frames_seen = 0
 
     def _check(self, frame: np.ndarray) -> np.ndarray:
-        a = np.asarray(frame, np.float32)
-        a = a[None] if a.ndim == 2 else a
+        given = np.asarray(frame, np.float32)
+        a = given[None] if given.ndim == 2 else given
         cfg = self.config
         if a.ndim != 3 or a.shape[1:] != (cfg.num_joints, cfg.in_channels):
             raise ValueError(f"frame {self.frames_seen}: expected (V, C) = ({cfg.num_joints}, {cfg.in_channels}) "
-                             f"or (M, V, C) joints for layout {cfg.layout_name!r}, got shape {a.shape}")
+                             f"or (M, V, C) joints for layout {cfg.layout_name!r}, got shape {given.shape}")
         if not np.isfinite(a).all():
             raise ValueError(f"frame {self.frames_seen}: NaN or infinite coordinate")
         return a

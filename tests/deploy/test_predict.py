@@ -1,0 +1,96 @@
+"""asma predict: readers by file type, the model's own preprocessing, refusals naming both sides,
+and the predicted classes of known real clips."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import asma
+from asma.cli.main import main
+from asma.data.errors import DataFormatError
+from asma.deploy.inputs import Clip, fit_clip, read_clips
+from asma.deploy.predict import model_input, predict, softmax
+
+
+def test_predicted_classes_of_real_ntu_files(ntu_model):
+    folder, files, truth = ntu_model
+    res = CliRunner().invoke(main, ["predict", str(folder), *files, "--json", "--topk", "3"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [o["top"][0]["class"] for o in out] == truth
+    assert [os.path.basename(o["input"]) for o in out] == [os.path.basename(f) for f in files]
+    # the probabilities are the model's on its own preprocessing of the raw file, not of the raw clip
+    model = asma.create_model(str(folder), pretrained=True)
+    cfg = model.pretrained_cfg
+    raw = fit_clip(read_clips(files[0])[0], cfg)
+    with torch.no_grad():
+        p = softmax(model(torch.from_numpy(model_input(cfg, raw))).numpy())[0]
+        p_raw = softmax(model(torch.from_numpy(raw[None])).numpy())[0]
+    assert out[0]["top"][0]["prob"] == pytest.approx(p.max(), abs=1e-6)
+    assert not np.allclose(p, p_raw, atol=1e-3)
+
+
+def test_npy_clip_equals_the_skeleton_file(ntu_model, tmp_path):
+    from asma.data.readers import read_ntu_clip
+    folder, files, truth = ntu_model
+    np.save(tmp_path / "clip.npy", read_ntu_clip(files[2]))
+    np.save(tmp_path / "batch.npy", np.stack([read_ntu_clip(f)[:, :60] for f in files[:2]]))
+    model = asma.create_model(str(folder), pretrained=True)
+    a, b = predict(model, model.pretrained_cfg, [files[2], str(tmp_path / "clip.npy")])
+    np.testing.assert_allclose(a.probs, b.probs, rtol=0, atol=1e-12)
+    batch = predict(model, model.pretrained_cfg, [str(tmp_path / "batch.npy")])
+    assert [p.source.rsplit("[", 1)[1] for p in batch] == ["0]", "1]"]
+
+
+def test_readers_by_file_type(realdata):
+    ntu = read_clips(sorted(glob.glob(str(realdata / "ntu60_raw_skeleton/*/*.skeleton")))[0])[0]
+    assert (ntu.layout, ntu.num_coords, ntu.data.shape[0], ntu.data.shape[2], ntu.data.shape[3]) == ("ntu25", 3, 3, 25, 2)
+    utk = read_clips(realdata / "utkinect_action3d" / "joints_s01_e01.txt")[0]
+    assert (utk.layout, utk.data.shape) == ("kinect20", (3, 560, 20, 1))
+    kin = read_clips(sorted(glob.glob(str(realdata / "kinetics_skeleton_samples/kinetics_val/*.json")))[0])[0]
+    assert (kin.layout, kin.num_coords, kin.data.shape[0], kin.data.shape[2]) == ("openpose18", 2, 3, 18)
+
+
+def test_coco_and_mediapipe_json(tmp_path):
+    dets = [{"image_id": f, "keypoints": [v for j in range(17) for v in (j + f, 2 * j, 0.9)], "score": 0.9}
+            for f in range(4)]
+    (tmp_path / "coco.json").write_text(json.dumps(dets))
+    lm = [[{"x": 0.01 * j, "y": 0.5, "z": 0.0, "visibility": 0.8} for j in range(33)] for _ in range(3)]
+    (tmp_path / "mp.json").write_text(json.dumps(lm))
+    coco = read_clips(tmp_path / "coco.json")[0]
+    assert (coco.layout, coco.data.shape) == ("coco17", (3, 4, 17, 2))
+    assert coco.data[0, 2, 5, 0] == 7 and coco.data[2, 0, 0, 0] == pytest.approx(0.9)
+    mp = read_clips(tmp_path / "mp.json")[0]
+    assert (mp.layout, mp.data.shape) == ("mediapipe33", (3, 3, 33, 2))
+
+
+def test_layout_and_channel_mismatch_name_both_sides(classifier_dir, tmp_path, realdata):
+    res = CliRunner().invoke(main, ["predict", str(classifier_dir),
+                                    str(realdata / "utkinect_action3d" / "joints_s01_e01.txt")])
+    assert res.exit_code == 2
+    msg = " ".join(res.output.split())
+    assert "layout 'kinect20' (20 joints)" in msg and "expects layout 'ntu25' (25 joints)" in msg
+    np.save(tmp_path / "c2.npy", np.zeros((2, 10, 25, 2), np.float32))
+    res = CliRunner().invoke(main, ["predict", str(classifier_dir), str(tmp_path / "c2.npy")])
+    assert res.exit_code == 2 and "2 channels" in res.output and "3 channels" in res.output
+    cfg = asma.create_model(str(classifier_dir), pretrained=True).pretrained_cfg
+    with pytest.raises(ValueError, match=r"3 channels \(2 coordinates \+ confidence\)"):
+        fit_clip(Clip(np.zeros((3, 5, 25, 1), np.float32), None, 2, "x.json"), cfg)
+
+
+def test_bad_inputs_are_one_line_errors(classifier_dir, tmp_path):
+    (tmp_path / "bad.skeleton").write_text("3\n1\nnot a body\n")
+    (tmp_path / "obj.npy").write_bytes(b"")
+    np.save(tmp_path / "pick.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for f in ("bad.skeleton", "pick.npy"):
+        res = CliRunner().invoke(main, ["predict", str(classifier_dir), str(tmp_path / f)])
+        assert res.exit_code == 2 and f in res.output and "Traceback" not in res.output
+    with pytest.raises(DataFormatError, match="unknown skeleton file type '.csv'"):
+        (tmp_path / "x.csv").write_text("1,2")
+        read_clips(tmp_path / "x.csv")
+    res = CliRunner().invoke(main, ["predict", "stgcn", str(tmp_path / "bad.skeleton")])
+    assert res.exit_code == 2 and "encoder" in res.output
