@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(log_path=False)  # users see what happened, not which source line logged it
 #: ``--preset`` values: ``auto`` and :data:`asma.train.config.PRESETS` (not imported here: ``asma --help`` stays fast).
 PRESET_CHOICES = ("auto", "paper", "quick", "tiny")
 

@@ -23,6 +23,7 @@ def test_train_writes_run_dir_and_table(tmp_path):
     r = CliRunner().invoke(main, ["train", *FAST, "--run-dir", str(run), "--seed", "3"])
     assert r.exit_code == 0, r.output
     assert "theta+phi aligned" in r.output and "random-init probe" in r.output
+    assert "data: synthetic" in r.output and ".py:" not in r.output  # log lines without source locations
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["seed"] == 3 and cfg["pretrain"]["epochs"] == 1 and cfg["data"]["num_classes"] == 4
     assert (run / "results.json").is_file()
