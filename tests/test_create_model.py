@@ -55,3 +55,28 @@ def test_import_asma_is_light():
     code = "import sys, asma; print('torch' in sys.modules, 'create_model' in dir(asma))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]  # the factory (and torch) is imported on first use only
+
+
+def test_student_inference_imports_neither_torch_geometric_nor_sympy(tmp_path):
+    from asma.models import EncoderClassifier, create_backbone
+    from asma.zoo.architectures import config_for_model
+    from asma.zoo.model import save_pretrained
+    student = EncoderClassifier.linear(create_backbone("stgcn-student"), 5).eval()
+    cfg = config_for_model(student, kind="student", class_names=list("abcde"), num_frames=20, num_persons=2)
+    save_pretrained(student, cfg, tmp_path / "student", card=False)
+    x = torch.randn(1, 3, 20, 25, 2, generator=torch.Generator().manual_seed(0))
+    torch.save(x, tmp_path / "x.pt")
+    with torch.no_grad():
+        torch.save(student(x), tmp_path / "ref.pt")
+    code = (f"import sys, torch, asma; torch.set_num_threads(1); m = asma.create_model({str(tmp_path / 'student')!r}, "
+            f"pretrained=True); x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True)\n"
+            f"with torch.no_grad(): y = m(m.pretrained_cfg.preprocess(x))\n"
+            f"print(torch.equal(y, torch.load({str(tmp_path / 'ref.pt')!r}, weights_only=True)), "
+            "[k for k in ('torch_geometric', 'sympy') if k in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True []"
+    # a backbone by name is just as light; GIN is the one that needs torch_geometric
+    code = ("import sys, asma; asma.create_model('stgcn'); print('torch_geometric' in sys.modules); "
+            "asma.create_model('gin'); print('torch_geometric' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

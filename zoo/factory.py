@@ -96,11 +96,11 @@ def _fetch(name: str, options: Dict[str, Any]) -> Path:
 
 
 def _with_costs(model, config):
-    """``config`` with ``num_params`` / ``gflops`` filled in when the folder did not record them."""
-    if config.num_params is None or config.gflops is None:
-        from .architectures import model_costs
-        for k, v in model_costs(model, config).items():
-            setattr(config, k, v)
+    """``config`` with ``num_params`` filled in when the folder did not record it. A missing
+    ``gflops`` stays ``None``: counting FLOPs imports sympy (through ``torch.utils.flop_counter``),
+    which inference does not otherwise need (:func:`asma.zoo.architectures.model_costs` counts them)."""
+    if config.num_params is None:
+        config.num_params = sum(p.numel() for p in model.parameters())
     return config
 
 

@@ -1,4 +1,5 @@
-"""Skeleton graphs as PyG ``Data`` objects: built-in layouts, custom constructors, partitions."""
+"""Skeleton graphs (PyG ``Data`` conventions, :meth:`Skeleton.to_pyg`): built-in layouts, custom constructors,
+partitions."""
 from .layouts import (get_layout, layout_description, list_layouts, register_layout)
 from .partition import normalize_columns, partition_adjacency
 from .skeleton import Skeleton, flip_permutation_from_names, from_edges, skeleton_from_dict

@@ -1,4 +1,9 @@
-"""The skeleton graph: a PyG :class:`~torch_geometric.data.Data` with body-layout metadata."""
+"""The skeleton graph: joints, bones and body-layout metadata, in PyG's ``Data`` conventions
+(``edge_index``, ``num_nodes``; :meth:`Skeleton.to_pyg` gives the PyG object).
+
+Plain torch on purpose: building and running a model needs the layout, and importing
+``torch_geometric`` (with sympy) would double an inference process's start-up time and memory.
+"""
 from __future__ import annotations
 
 import re
@@ -7,12 +12,23 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
-from torch_geometric.utils import coalesce, degree, to_undirected
 
 
-class Skeleton(Data):
-    r"""A skeleton layout as a PyG graph.
+def undirected_edges(edges: Tensor, num_nodes: int) -> Tensor:
+    r"""Both directions of every edge, without duplicates, sorted by (source, target) (PyG's
+    ``coalesce(to_undirected(edges))``).
+
+    Shapes:
+        - **edges**: :math:`(2, E)` long -> :math:`(2, E')` long
+    """
+    both = torch.cat([edges, edges.flip(0)], dim=1)
+    key = torch.unique(both[0] * num_nodes + both[1])  # sorted
+    return torch.stack([key // num_nodes, key % num_nodes])
+
+
+class Skeleton:
+    r"""A skeleton layout as a graph, with the attributes of a PyG ``Data`` (``edge_index``,
+    ``num_nodes``) and :meth:`to_pyg` for the PyG object itself.
 
     Nodes are joints, undirected edges are bones. Besides ``edge_index`` and ``num_nodes`` it
     records what skeleton-specific code needs: joint names, the centre joint (the root of the
@@ -38,7 +54,10 @@ class Skeleton(Data):
                  joint_names: Optional[Sequence[str]] = None, center: Optional[int] = None,
                  flip_perm: Optional[Tensor] = None, bone_pairs: Optional[Tensor] = None,
                  name: Optional[str] = None, **kwargs):
-        super().__init__(edge_index=edge_index, num_nodes=num_nodes, **kwargs)
+        self.edge_index = edge_index
+        self.num_nodes = num_nodes
+        for key, value in kwargs.items():
+            setattr(self, key, value)
         if joint_names is not None:
             self.joint_names = list(joint_names)
         if center is not None:
@@ -66,7 +85,7 @@ class Skeleton(Data):
         Shapes:
             - **output**: :math:`(V,)` float
         """
-        return degree(self.edge_index[0], num_nodes=self.num_joints, dtype=torch.float)
+        return torch.bincount(self.edge_index[0], minlength=self.num_joints).float()
 
     def adjacency(self) -> Tensor:
         """Dense binary symmetric adjacency without self loops, ``[V, V]`` float."""
@@ -150,6 +169,12 @@ class Skeleton(Data):
         """True when both layouts have the same joints, edges, centre, flip and bones."""
         return self.to_dict() | {"name": None} == other.to_dict() | {"name": None}
 
+    def to_pyg(self):
+        """This layout as a :class:`torch_geometric.data.Data` (same ``edge_index``, ``num_nodes``,
+        joint names, centre, flip permutation, bone pairs and name)."""
+        from torch_geometric.data import Data
+        return Data(**vars(self))
+
     def __repr__(self) -> str:
         name = getattr(self, "name", "custom")
         return f"Skeleton(name={name!r}, joints={self.num_joints}, bones={self.num_edges_undirected}, center={self.center})"
@@ -226,7 +251,7 @@ def from_edges(edges: Iterable[Sequence[int]], num_joints: Optional[int] = None,
         raise ValueError(f"layout {name!r}: joint names must be unique")
     if pairs:
         ei = torch.tensor(pairs, dtype=torch.long).t()
-        ei = coalesce(to_undirected(ei, num_nodes=V), num_nodes=V)
+        ei = undirected_edges(ei, V)
     else:
         ei = torch.empty(2, 0, dtype=torch.long)
     if flip_pairs is None:

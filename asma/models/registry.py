@@ -5,7 +5,7 @@ Every backbone maps a clip batch ``(N, C, T, V, M)`` to ``(pooled (N, D), tokens
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -68,21 +68,22 @@ def register_backbone(name: str = None) -> Callable:
     return deco
 
 
-def _ensure_builtin() -> None:
-    # Importing the modules registers the built-in backbones.
-    from . import stgcn  # noqa: F401
-    for mod in ("gin", "dgcnn", "student"):
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:  # optional modules added by later work
-            if e.name != f"{__package__}.{mod}":
-                raise
+#: Built-in backbones -> the module that registers them, imported only when one is built (GIN's
+#: module imports torch_geometric, which inference with the other backbones does not need).
+BUILTIN_BACKBONES: Dict[str, str] = {"stgcn": "stgcn", "stgcn-student": "student", "gin": "gin",
+                                     "dgcnn": "dgcnn"}
+
+
+def _ensure_builtin(name: Optional[str] = None) -> None:
+    """Import the module of built-in backbone ``name`` (all of them when ``None``)."""
+    names = BUILTIN_BACKBONES if name is None else [name] if name in BUILTIN_BACKBONES else []
+    for n in names:
+        importlib.import_module(f"{__package__}.{BUILTIN_BACKBONES[n]}")
 
 
 def list_backbones() -> List[str]:
-    """Names of all registered backbones."""
-    _ensure_builtin()
-    return sorted(_BACKBONES)
+    """Names of all registered backbones (the built-in ones without importing their modules)."""
+    return sorted(set(_BACKBONES) | set(BUILTIN_BACKBONES))
 
 
 def import_plugin(path: str) -> None:
@@ -119,9 +120,9 @@ def create_backbone(name: str, layout: Union[str, Skeleton] = "ntu25", in_channe
     Raises:
         ValueError: unknown name (lists the registered ones) or invalid options.
     """
-    _ensure_builtin()
+    _ensure_builtin(name)
     if name not in _BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; registered backbones: {', '.join(sorted(_BACKBONES))}")
+        raise ValueError(f"unknown backbone {name!r}; registered backbones: {', '.join(list_backbones())}")
     try:
         model = _BACKBONES[name](layout, in_channels=in_channels, **cfg)
     except TypeError as e:
