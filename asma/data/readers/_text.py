@@ -191,29 +191,30 @@ def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray, width: int 
     n = ends - starts
     if b.size == 0 or (n <= 0).any():
         return None
-    # (width, N): byte k of every token in row k, so each step below is one vector operation
+    # (width, N): byte k of every token in row k; the sums along axis 0 add contiguous rows
     win = b[np.minimum(starts[None, :] + np.arange(width)[:, None], b.size - 1)]
     inside = np.arange(width)[:, None] < n[None, :]
-    mant = np.zeros(starts.size)
-    frac = np.zeros(starts.size, np.int64)
-    ndig = np.zeros(starts.size, np.int64)
-    ndot = np.zeros(starts.size, np.int64)
-    other = np.zeros(starts.size, bool)
-    neg = win[0] == 45
-    other |= ~((win[0] == 45) | (win[0] == 43) | ((win[0] - 48) < 10) | (win[0] == 46))
-    for k in range(width):  # Horner over the digits: exact while the mantissa stays below 2**53
-        c = win[k]
-        dig = ((c - 48) < 10) & inside[k]
-        dot = (c == 46) & inside[k]
-        if k:
-            other |= inside[k] & ~dig & ~dot
-        mant = np.where(dig, mant * 10.0 + (c - 48), mant)
-        frac += dig & (ndot > 0)
-        ndig += dig
-        ndot += dot
-    slow = other | (n > width) | (ndig > _EXACT_DIGITS)
+    digit = win - np.uint8(48)  # wraps around for bytes below "0"
+    isd = (digit < 10) & inside
+    isdot = (win == 46) & inside
+    first = win[0]
+    neg = first == 45
+    other = inside & ~isd & ~isdot
+    other[0] &= ~(neg | (first == 43))
+    ndig = isd.sum(axis=0)
+    slow = other.any(axis=0) | (n > width) | (ndig > _EXACT_DIGITS)
+    ndot = isdot.sum(axis=0)
     if ((ndot > 1) | (ndig == 0))[~slow].any():
         return None
+    # Horner over the rows (exact: integers below 2**53), skipping the sign and the point
+    dz = np.where(isd, digit, 0).astype(np.float64)
+    mult = np.where(isd, 10.0, 1.0)
+    mant = dz[0].copy()
+    for k in range(1, width):
+        mant *= mult[k]
+        mant += dz[k]
+    digits_before_dot = np.cumsum(isd, axis=0, dtype=np.int8)[isdot.argmax(axis=0), np.arange(n.size)]
+    frac = np.where(ndot > 0, ndig - digits_before_dot, 0)
     val = mant / _POW10[np.minimum(frac, 22)]
     val = np.where(neg, -val, val)
     for k in np.flatnonzero(slow).tolist():

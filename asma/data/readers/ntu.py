@@ -214,7 +214,7 @@ def _read_xyz_fast(raw: bytes, path: str) -> Optional[NtuSkeletonFile]:
     parsed by :func:`parse_decimals`. ``None`` for anything unusual (tabs, control bytes, doubled
     spaces, a bad line): the exact path then parses the file or names the bad line."""
     b = np.frombuffer(raw, np.uint8)
-    if not raw.isascii() or ((b < 32) & (b != 10) & (b != 13)).any():
+    if not raw.isascii() or np.count_nonzero(b < 32) != raw.count(b"\n") + raw.count(b"\r"):  # tabs, NUL, ...
         return None
     lines = ByteLines.of(raw)
     if not lines:
