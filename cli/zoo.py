@@ -110,7 +110,7 @@ def list_cmd(manifests: Sequence[Path], as_json: bool) -> None:
     con = _console()
     con.print(table)
     con.print("pullable: 'asma zoo pull NAME'; recipe: 'asma zoo build NAME --data-dir DIR' trains it locally; "
-              "* the paper's number (expected, not measured here)")
+              "* expected (the paper's or the quick start's number), not measured here")
 
 
 @zoo.command("pull")
@@ -152,12 +152,37 @@ def _classes(cfg) -> str:
     return f"{cfg.num_classes} ({', '.join(names)}{more})" if names else str(cfg.num_classes)
 
 
+def _recipe_info(name: str, manifests, message: str, as_json: bool) -> None:
+    """``asma zoo info`` of a recipe nobody has built: the entry, then what it is."""
+    from asma.zoo.registry import resolve
+    entry = resolve(name, manifests)
+    if as_json:
+        click.echo(json.dumps(entry.to_dict(), indent=2, sort_keys=True))
+        return
+    table = Table(title=escape(f"{name} (recipe)"), show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    r = entry.recipe
+    for k, v in (("kind", entry.kind), ("description", entry.description), ("dataset", r.dataset),
+                 ("preset", r.preset), ("stages", ", ".join(r.stages)), ("model kept", r.export),
+                 ("overrides", json.dumps(r.overrides, sort_keys=True)), ("data", r.data), ("cost", r.cost),
+                 ("expected", json.dumps(r.expected, sort_keys=True)), ("licence", entry.license)):
+        table.add_row(k, escape(str(v)))
+    con = _console()
+    con.print(table)
+    con.print(escape(message))
+
+
 @zoo.command("info")
 @_fetch_options("Tag, branch or commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print config.json instead of tables.")
 def info_cmd(name: str, revision, endpoint, offline, cache_dir, token, manifests, as_json: bool) -> None:
     """Show the config and metrics of NAME (a model folder, alias or Hub name)."""
-    cfg, source, commit = _load_config(name, revision, endpoint, offline, cache_dir, token, manifests)
+    from asma.zoo.registry import NotBuiltError
+    try:
+        cfg, source, commit = _load_config(name, revision, endpoint, offline, cache_dir, token, manifests)
+    except NotBuiltError as e:
+        return _recipe_info(name, manifests, str(e), as_json)
     if as_json:
         click.echo(cfg.to_json_string(), nl=False)
         return

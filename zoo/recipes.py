@@ -39,7 +39,7 @@ def not_built_message(entry: ZooEntry, manifests: Optional[Sequence[PathLike]] =
     offer = "; ".join(f"{e.alias} ({_metrics_text(e.metrics)})" for e in near) or "none yet"
     return (f"{entry.alias!r} is a recipe: no one has trained it yet, so there are no weights to pull. "
             f"Build it with: asma zoo build {entry.alias} --data-dir DATA_DIR (data: {r.data or r.dataset}; "
-            f"expected cost: {r.cost or 'not measured'}; the paper reports {_metrics_text(r.expected)}). "
+            f"expected cost: {r.cost or 'not measured'}; expected metrics: {_metrics_text(r.expected)}). "
             f"Models that can be pulled now: {offer}")
 
 

@@ -44,7 +44,7 @@ def test_pull_of_a_recipe_says_what_it_is(run):
     out = " ".join(r.output.split())
     assert out.startswith("error: 'ntu60-student' is a recipe: no one has trained it yet")
     for text in ("asma zoo build ntu60-student --data-dir DATA_DIR", "asma data prepare ntu60",
-                 "expected cost: not measured", "the paper reports ntu60-xsub/distill top-1 80.5 %",
+                 "expected cost: not measured", "expected metrics: ntu60-xsub/distill top-1 80.5 %",
                  "Models that can be pulled now: actclr-ntu60-xview-joint (ntu60-xview/linear top-1 87.1 %)"):
         assert text in out, text
     r = run("pull", "ntu61-student")
