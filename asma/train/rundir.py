@@ -21,6 +21,7 @@ from ..io import (CheckpointError, PathLike, atomic_write_json, latest_checkpoin
 from ..models.registry import Backbone, create_backbone
 from .config import DataConfig, TrainConfig, apply_overrides, make_config
 from .engine import is_main_process
+from .validation import check_config
 from .probe import ProbeResult
 
 
@@ -155,11 +156,20 @@ def load_encoders(run_dir: Path, cfg: TrainConfig) -> Dict[str, Backbone]:
 
 
 def read_config(run_dir) -> TrainConfig:
-    """The configuration of a run directory (``config.json`` over the paper defaults)."""
-    run = Path(run_dir)
-    if not (run / "config.json").is_file():
-        raise ValueError(f"{run} is not a run directory (no config.json); run 'asma pretrain' first")
-    return apply_overrides(make_config("paper"), read_json(run / "config.json"))
+    """The configuration of a run directory (``config.json`` over the paper defaults), checked
+    with :func:`~asma.train.validation.check_config`.
+
+    Raises:
+        ValueError: no ``config.json``, or a key that is unknown or out of bounds (names the file).
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{Path(run_dir)} is not a run directory (no config.json); run 'asma pretrain' first")
+    saved = read_json(path)
+    try:
+        return check_config(apply_overrides(make_config("paper"), saved))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def open_run(run_dir, cfg: Optional[TrainConfig] = None) -> RunContext:
