@@ -182,6 +182,24 @@ def test_builtin_manifest_is_valid_and_honest():
     assert [e.alias for e in list_entries()] == sorted(entries)
 
 
+@pytest.mark.parametrize("alias, layout, classes", [("ntu60-teacher", "ntu25", 60), ("ntu120-student", "ntu25", 120),
+                                                    ("nwucla-teacher", "kinect20", 10)])
+def test_recipe_costs_are_those_of_the_architecture_they_train(alias, layout, classes):
+    from asma.graph import get_layout
+    from asma.train.config import PRESETS
+    from asma.zoo.architectures import build_model, model_costs
+    from asma.zoo.config import PretrainedConfig
+    entry = resolve(alias)
+    preset = PRESETS[entry.recipe.preset]()
+    backbone = ({"name": "stgcn", **preset.get("model", {}).get("backbone_cfg", {})} if entry.kind == "teacher"
+                else {"name": "stgcn-student", **preset.get("distill", {}).get("student_cfg", {})})
+    cfg = PretrainedConfig(kind=entry.kind, backbone=backbone, layout=get_layout(layout).to_dict(), in_channels=3,
+                           num_classes=classes, num_frames=50, num_persons=1 if layout == "kinect20" else 2)
+    costs = model_costs(build_model(cfg), cfg)
+    # GFLOPs within 10 %: count_flops depends on how the graph convolution is computed
+    assert entry.params == costs["num_params"] and entry.gflops == pytest.approx(costs["gflops"], rel=0.1)
+
+
 def test_unknown_alias_lists_the_known_names():
     with pytest.raises(UnknownModelError) as e:
         pull("ntu61-student")
