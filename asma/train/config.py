@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..data.transforms import AugmentConfig
+from ..io import read_json
 from .validation import check_config
 
 
@@ -150,6 +151,8 @@ class TrainConfig:
         fusion_weights: stream -> weight of its logits in the ensemble (AimCLR's 0.6/0.6/0.4).
         device: ``cpu``, ``cuda``, ``cuda:<i>`` or ``auto`` (CUDA when available). Under
             ``torchrun`` with CUDA each process uses ``cuda:<LOCAL_RANK>``.
+        loggers: where per-epoch metrics go, any of ``jsonl`` (``metrics.jsonl``), ``csv``
+            (``metrics.csv``), ``tensorboard`` (``tensorboard/<stage>/``); see :mod:`asma.train.loggers`.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -169,6 +172,7 @@ class TrainConfig:
     bf16: bool = False
     run_dir: Optional[str] = None
     preset: str = "paper"
+    loggers: List[str] = field(default_factory=lambda: ["jsonl"])
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -220,11 +224,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return None
         tp = next(a for a in args if a is not type(None))
         origin = typing.get_origin(tp)
-    if isinstance(value, str) and (origin in (list, dict) or tp in (list, dict)):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: expected JSON for a {getattr(tp, '__name__', tp)}, got {value!r}") from e
+    container = origin if origin in (list, dict) else tp if tp in (list, dict) else None
+    if container is not None:
+        return _coerce_container(container, args, value, where)
     try:
         if tp is bool:
             if isinstance(value, str):
@@ -238,9 +240,32 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             if tp is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return tp(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: cannot use {value!r} as {tp.__name__}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: cannot use {_short(value)} as {tp.__name__}") from None
     return value
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _coerce_container(container: type, args: tuple, value: Any, where: str) -> Any:
+    """A list or dict field: JSON text is parsed, then every element is coerced to the
+    element type (``List[int]``, ``Dict[str, float]``, ...)."""
+    what = "list" if container is list else "object"
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            raise ValueError(f"{where}: expected a JSON {what}, got {_short(value)}") from None
+    if not isinstance(value, container):
+        raise ValueError(f"{where}: expected a JSON {what}, got {_short(value)}")
+    if not args:
+        return value
+    if container is list:
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return {_coerce(args[0], k, where): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
 
 
 def apply_overrides(obj: Any, overrides: Mapping[str, Any], prefix: str = "") -> Any:
@@ -296,6 +321,8 @@ def load_config_file(path: str) -> Dict[str, Any]:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"{p} line {e.lineno}: invalid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ValueError(f"{p}: nested too deeply to be a configuration") from None
     if not isinstance(data, dict):
         raise ValueError(f"{p}: the top level must be a mapping")
     return data
@@ -396,7 +423,7 @@ def config_from_options(*, preset: str = "auto", config_files: Sequence[str] = (
         p = Path(run_dir) / "config.json"
         if not p.is_file():
             raise ValueError(f"--resume: {run_dir} has no config.json; pass the run directory of a started run")
-        cfg = apply_overrides(make_config("paper"), json.loads(p.read_text()))
+        cfg = apply_overrides(make_config("paper"), read_json(p))
         return check_config(apply_overrides(cfg, overrides))
     if preset == "auto":
         preset = "quick" if (dataset or "synthetic") == "synthetic" else "paper"

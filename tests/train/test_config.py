@@ -67,13 +67,37 @@ def test_every_numeric_field_is_bounded_and_the_presets_pass():
     (["distill.mode=soft"], "distill.mode='soft': expected one of logits, features"),
     (["augment.rotate=720"], r"augment.rotate=720.0: must be a finite number in \[0, 180\]"),
     (['distill.student_cfg={"channels": [8, 0]}'], r"distill.student_cfg.channels\[1\]=0: must be an integer"),
-    (['model.encoders={"theta": "high"}'], "model.encoders=.*expected name -> \\[spatial, temporal\\]"),
+    (['model.encoders={"theta": ["high"]}'], "model.encoders=.*expected name -> \\[spatial, temporal\\]"),
     (["seed=-1"], "seed=-1: must be an integer in 0.."),
 ])
 def test_check_config_names_the_key_and_the_bound(sets, msg):
     from asma.train.validation import check_config
     with pytest.raises(ValueError, match=msg):
         check_config(make_config("paper", None, parse_set(sets)))
+
+
+@pytest.mark.parametrize("sets,msg", [
+    (["model.backbone_cfg=[1,2]"], r"model.backbone_cfg: expected a JSON object, got \[1, 2\]"),
+    (['model.projector=["a"]'], r"model.projector\[0\]: cannot use 'a' as int"),
+    (['fusion_weights={"joint": "x"}'], "fusion_weights.joint: cannot use 'x' as float"),
+    (['model.encoders={"theta": "high"}'], "model.encoders.theta: expected a JSON list, got 'high'"),
+    (["model.projector=" + "[" * 100_000 + "]" * 100_000],
+     r"expected a JSON list, got '\[\[\[.*\.\.\. \(200,002 characters\)$"),
+    (["pretrain.epochs=1e999"], "pretrain.epochs: cannot use '1e999' as int"),
+])
+def test_container_fields_check_their_elements(sets, msg):
+    with pytest.raises(ValueError, match=msg):
+        make_config("paper", None, parse_set(sets))
+
+
+def test_a_non_finite_integer_in_a_config_file_is_refused(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text('{"pretrain": {"epochs": 1e999}}')  # json reads inf
+    with pytest.raises(ValueError, match="pretrain.epochs: cannot use inf as int"):
+        make_config("paper", [str(p)])
+    p.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        make_config("paper", [str(p)])
 
 
 def test_distill_lr_may_stay_unset():
