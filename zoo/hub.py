@@ -6,9 +6,12 @@ Names accepted by :func:`pull` / :func:`load_from_hub`:
 * ``hf-hub:org/name`` or ``hf-hub:org/name@revision`` (timm's convention);
 * ``org/name`` or ``org/name@revision``.
 
-Pulls go through :func:`huggingface_hub.snapshot_download`, so files land in the standard Hub
-cache (``$HF_HOME/hub`` or ``cache_dir``), the resolved commit is recorded there, and a pulled
-model can be used again with no network (``local_files_only=True``, ``HF_HUB_OFFLINE=1``, or
+:func:`fetch` resolves any name (also ``url`` entries, locally built recipes and model folders)
+to a local folder whose files were checked against their sha256 (the manifest's pin and
+``config.json``'s ``weights_sha256``). Hub pulls go through
+:func:`huggingface_hub.snapshot_download`, so files land in the standard Hub cache
+(``$HF_HOME/hub`` or ``cache_dir``), the resolved commit is recorded there, and a pulled model
+can be used again with no network (``local_files_only=True``, ``HF_HUB_OFFLINE=1``, or
 simply an unreachable server). Only the model files (``config.json``, ``model.safetensors``,
 ``README.md``) are downloaded: pickled weights are never fetched.
 """
@@ -134,6 +137,11 @@ def _stage(directory: Path, tmp: Path, config: PretrainedConfig, repo_id: str) -
         src, dst = confined(directory, n, str(directory), strict=True), confined(tmp, n, str(tmp), strict=True)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
+    weights = weight_files(tmp)
+    if any(n not in config.weights_sha256 for n in weights):  # a folder saved before hashes were recorded
+        from asma.io import sha256_record
+        config.weights_sha256 = sha256_record(tmp, weights)
+        config.to_json(tmp / "config.json")
     readme = tmp / "README.md"
     if readme.is_file():
         text = readme.read_text(encoding="utf-8")

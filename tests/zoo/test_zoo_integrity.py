@@ -167,3 +167,13 @@ def test_hostile_config_on_pull_is_one_clear_error(hub, saved, tmp_path, monkeyp
         pull("org/hostile", endpoint=hub.url, cache_dir=tmp_path / "c")
     r = CliRunner().invoke(zoo, ["pull", "org/hostile", "--endpoint", hub.url, "--cache-dir", str(tmp_path / "c")])
     assert r.exit_code == 2 and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_a_folder_saved_without_hashes_is_pushed_with_them(hub, saved, tmp_path):
+    cfg = json.loads((saved / "config.json").read_text())
+    del cfg["weights_sha256"]
+    (saved / "config.json").write_text(json.dumps(cfg))
+    push_to_hub(saved, "org/old", endpoint=hub.url)
+    path = pull("org/old", endpoint=hub.url, cache_dir=tmp_path / "c")
+    assert json.loads((path / "config.json").read_text())["weights_sha256"] == {
+        "model.safetensors": sha256_file(saved / "model.safetensors")}
