@@ -37,7 +37,7 @@ def _one_line_errors(fn):
 
 
 def _load(name: str, layout: Optional[str], in_channels: Optional[int]):
-    from asma.deploy.predict import load_model
+    from asma.deploy.classify import load_model
     from asma.models.registry import list_backbones
     overrides = {}
     if name in list_backbones():
@@ -49,7 +49,8 @@ def _load(name: str, layout: Optional[str], in_channels: Optional[int]):
 
 _layout_options = [
     click.option("--layout", default=None, help="Layout of a bare backbone (default ntu25)."),
-    click.option("--in-channels", type=click.IntRange(1, 64), default=None, help="Channels of a bare backbone (default 3)."),
+    click.option("--in-channels", type=click.IntRange(1, 64), default=None,
+                 help="Channels of a bare backbone (default 3)."),
 ]
 
 
@@ -68,7 +69,7 @@ def _num(v: Optional[float]) -> str:
 
 
 def _bench_table(results, title: str) -> Table:
-    from asma.deploy.bench import ratios
+    from asma.deploy.measure import ratios
     table = Table(title=title)
     cols = [("model", None), ("params (M)", "params_m"), ("size (MB)", "size_mb"), ("GFLOPs", "gflops"),
             ("p50 ms", "p50_ms"), ("p95 ms", "p95_ms"), ("FPS", "fps"), ("peak RSS (MiB)", "peak_rss_mib")]
@@ -87,8 +88,10 @@ def _bench_table(results, title: str) -> Table:
 @click.argument("models", nargs=-1, required=True, metavar="MODEL [MODEL ...]")
 @click.option("--runtime", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True)
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="Intra-op threads.")
-@click.option("--frames", type=click.IntRange(1, 10000), default=None, help="T of the clip (default: the model's, else 50).")
-@click.option("--persons", type=click.IntRange(1, 16), default=None, help="M of the clip (default: the model's, else 2).")
+@click.option("--frames", type=click.IntRange(1, 10000), default=None,
+              help="T of the clip (default: the model's, else 50).")
+@click.option("--persons", type=click.IntRange(1, 16), default=None,
+              help="M of the clip (default: the model's, else 2).")
 @click.option("--runs", type=click.IntRange(100, 100000), default=100, show_default=True, help="Timed runs (>= 100).")
 @click.option("--warmup", type=click.IntRange(0, 10000), default=10, show_default=True)
 @click.option("--int8", is_flag=True, help="onnxruntime: the int8 export (dynamic quantisation; see asma export).")
@@ -105,7 +108,7 @@ def bench(models: Sequence[str], runtime: str, threads: int, frames: Optional[in
     (torch.utils.flop_counter, 2 FLOPs per multiply-accumulate), latency at batch 1 (p50/p95 over
     --runs after --warmup), FPS (1000 / mean latency) and the peak RSS of a fresh process that loads
     and runs the model. Several MODELs: one table with ratios to the first (as the paper's Table 2)."""
-    from asma.deploy.bench import bench as run_bench
+    from asma.deploy.measure import bench as run_bench
     if int8 and runtime != "onnxruntime":
         raise ValueError("--int8 needs --runtime onnxruntime (the int8 model is an ONNX model)")
     results = []
@@ -125,7 +128,7 @@ def bench(models: Sequence[str], runtime: str, threads: int, frames: Optional[in
 # ------------------------------------------------------------------------------------------ export
 def _clips(model_cfg, inputs: Sequence[str], fmt: Optional[str]):
     from asma.deploy.inputs import fit_clip, read_clips
-    from asma.deploy.predict import model_input
+    from asma.deploy.classify import model_input
     return [model_input(model_cfg, fit_clip(c, model_cfg)) for p in inputs
             for c in read_clips(p, fmt=fmt, num_persons=model_cfg.num_persons or 2)]
 
@@ -214,7 +217,7 @@ def predict(model: str, inputs: Sequence[str], topk: int, as_json: bool, fmt: Op
     MediaPipe JSON (or an OpenPose folder), .npy clips (C, T, V, M) or batches. MODEL's own
     preprocessing is applied; prints the top-k classes with probabilities. With --stream, one JSON
     frame per line is read from stdin and a sliding window classified every --stride frames."""
-    from asma.deploy.predict import load_model, predict as run_predict
+    from asma.deploy.classify import load_model, predict as run_predict
     net, cfg = load_model(model)
     if onnx_file:
         from asma.deploy.runtime import OnnxRunner

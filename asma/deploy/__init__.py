@@ -18,11 +18,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "bench": ["BenchResult", "bench", "ratios", "latency_ms", "stream_fps"],
+    "measure": ["BenchResult", "bench", "ratios", "latency_ms", "stream_fps"],
     "onnx": ["export_onnx", "quantize_int8", "parity"],
     "runtime": ["OnnxRunner", "MissingDependencyError"],
     "inputs": ["Clip", "read_clips", "fit_clip", "parse_frame"],
-    "predict": ["Prediction", "predict", "load_model", "model_input"],
+    "classify": ["Prediction", "predict", "load_model", "model_input"],
     "stream": ["Recognizer", "stream_predictions"],
     "ensemble": ["StreamEnsemble", "save_ensemble", "load_ensemble"],
 }

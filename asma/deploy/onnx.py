@@ -101,8 +101,8 @@ def onnx_bytes(model, example, opset: int = MIN_OPSET) -> bytes:
         # The backbones' input checks (Python ifs on shapes) trace to constants: harmless here.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(traceable(model), (example,), f, input_names=["x"], output_names=names, opset_version=opset,
-                              dynamic_axes=axes, dynamo=False)
+            torch.onnx.export(traceable(model), (example,), f, input_names=["x"], output_names=names,
+                              opset_version=opset, dynamic_axes=axes, dynamo=False)
     finally:
         model.train(was_training)
     return f.getvalue()

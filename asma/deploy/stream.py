@@ -8,7 +8,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 from .inputs import Clip, fit_clip, parse_frame
-from .predict import Prediction, logits_fn, model_input, require_classifier, softmax, top_k
+from .classify import Prediction, logits_fn, model_input, require_classifier, softmax, top_k
 
 
 class Recognizer:
@@ -16,7 +16,7 @@ class Recognizer:
     estimator).
 
     Every ``stride`` frames, once ``window`` frames have arrived, the last ``window`` frames are
-    classified exactly as :func:`~asma.deploy.predict.predict` classifies them as a clip: the
+    classified exactly as :func:`~asma.deploy.classify.predict` classifies them as a clip: the
     model's own normalisation (resampling to its ``num_frames``, centring, alignment) and stream
     conversion, then a softmax.
 

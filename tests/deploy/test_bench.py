@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 import asma
 from asma.cli.main import main
-from asma.deploy.bench import BenchResult, bench, disk_bytes, latency_ms, ratios
+from asma.deploy.measure import BenchResult, bench, disk_bytes, latency_ms, ratios
 from asma.models import count_flops
 
 

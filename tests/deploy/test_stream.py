@@ -10,7 +10,7 @@ import torch
 
 import asma
 from asma.data.errors import DataFormatError
-from asma.deploy.predict import model_input, softmax
+from asma.deploy.classify import model_input, softmax
 from asma.deploy.stream import Recognizer, stream_predictions
 
 

@@ -31,8 +31,9 @@ class BenchResult:
     """One model's figures (see the module docstring for the protocol).
 
     Attributes:
-        params_m: parameters in millions (all of them: a teacher's frozen encoders count); size_mb: bytes on disk of the saved weights / ``.onnx``
-            file, in MB (1e6); gflops: GFLOPs per clip (of the PyTorch model, also for int8);
+        params_m: parameters in millions (all of them: a teacher's frozen encoders count);
+        size_mb: bytes on disk of the saved weights / ``.onnx`` file, in MB (1e6);
+        gflops: GFLOPs per clip (of the PyTorch model, also for int8);
         p50_ms / p95_ms / mean_ms: latency per clip at batch 1; fps: clips per second (1000 / mean);
         peak_rss_mib: peak resident memory of a fresh process loading and running the model (MiB),
             ``None`` when not measured; imports: which heavy modules that process loaded.
@@ -123,7 +124,7 @@ def _runner(model, artifact: Path, runtime: str, threads: int):
     if runtime == "onnxruntime":
         from .runtime import OnnxRunner
         return OnnxRunner(artifact, threads=threads)
-    from .predict import logits_fn
+    from .classify import logits_fn
     return logits_fn(model)
 
 
@@ -165,7 +166,8 @@ def bench(model, config, *, name: str, runtime: str = "torch", threads: int = 1,
     finally:
         torch.set_num_threads(old_threads)
     return BenchResult(name=name, runtime=runtime, threads=threads, input_shape=list(shape),
-                       params_m=sum(p.numel() for p in model.parameters()) / 1e6, size_mb=size / 1e6, gflops=flops / 1e9,
+                       params_m=sum(p.numel() for p in model.parameters()) / 1e6, size_mb=size / 1e6,
+                       gflops=flops / 1e9,
                        p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)),
                        mean_ms=float(ms.mean()), fps=1e3 / float(ms.mean()), runs=runs,
                        peak_rss_mib=proc.get("peak_rss_mib"), imports=proc.get("imports", {}), int8=int8)
