@@ -173,7 +173,7 @@ _POW10 = 10.0 ** np.arange(23)
 _EXACT_DIGITS = 15  # mantissas below 2**53: one exact division gives the correctly rounded value
 
 
-def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray, width: int = 10) -> Optional[np.ndarray]:
+def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray, width: int = 14) -> Optional[np.ndarray]:
     """Vectorised ``float()`` of the tokens ``raw[starts[k]:ends[k]]`` (any shape of offsets).
 
     Plain decimals (``-0.2702398``, ``3.561895``, ``5.``) of at most ``width`` bytes and 15 digits
@@ -191,30 +191,34 @@ def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray, width: int 
     n = ends - starts
     if b.size == 0 or (n <= 0).any():
         return None
-    # (width, N): byte k of every token in row k; the sums along axis 0 add contiguous rows
-    win = b[np.minimum(starts[None, :] + np.arange(width)[:, None], b.size - 1)]
-    inside = np.arange(width)[:, None] < n[None, :]
+    if ends.max() >= b.size:  # a token at the very end: give it a separator to point at
+        b = np.append(b, np.uint8(32))
+    # (width, N): byte k of every token in row k (rows past a token's end repeat the separator
+    # after it, which adds nothing below); sums along axis 0 add contiguous rows
+    win = b[np.minimum(starts[None, :] + np.arange(width)[:, None], ends[None, :])]
     digit = win - np.uint8(48)  # wraps around for bytes below "0"
-    isd = (digit < 10) & inside
-    isdot = (win == 46) & inside
+    isd = digit < 10
+    isdot = win == 46
     first = win[0]
     neg = first == 45
-    other = inside & ~isd & ~isdot
+    other = ~(isd | isdot | (win <= 32))  # whitespace occurs only past the end
     other[0] &= ~(neg | (first == 43))
-    ndig = isd.sum(axis=0)
+    ndig = np.count_nonzero(isd, axis=0)
     slow = other.any(axis=0) | (n > width) | (ndig > _EXACT_DIGITS)
-    ndot = isdot.sum(axis=0)
+    ndot = np.count_nonzero(isdot, axis=0)
     if ((ndot > 1) | (ndig == 0))[~slow].any():
         return None
     # Horner over the rows (exact: integers below 2**53), skipping the sign and the point
-    dz = np.where(isd, digit, 0).astype(np.float64)
+    dz = (digit * isd).astype(np.float64)
     mult = np.where(isd, 10.0, 1.0)
     mant = dz[0].copy()
+    frac = np.zeros(n.size, np.int64)  # digits after the point
+    seen = isdot[0].copy()
     for k in range(1, width):
         mant *= mult[k]
         mant += dz[k]
-    digits_before_dot = np.cumsum(isd, axis=0, dtype=np.int8)[isdot.argmax(axis=0), np.arange(n.size)]
-    frac = np.where(ndot > 0, ndig - digits_before_dot, 0)
+        frac += isd[k] & seen
+        seen |= isdot[k]
     val = mant / _POW10[np.minimum(frac, 22)]
     val = np.where(neg, -val, val)
     for k in np.flatnonzero(slow).tolist():
