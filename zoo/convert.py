@@ -149,20 +149,6 @@ def _architecture(state: Mapping[str, Tensor], source: str) -> Dict[str, int]:
             "out_channels": shape(f"st_gcn_networks.{last}.tcn.2.weight")[0], "num_classes": fc[0]}
 
 
-def _check_fit(own: Mapping[str, Tensor], state: Mapping[str, Tensor], unknown: List[str], where: str) -> None:
-    missing = sorted(set(own) - set(state))
-    shapes = [f"{k} {tuple(state[k].shape)} (asma {tuple(own[k].shape)})" for k in sorted(set(own) & set(state))
-              if tuple(state[k].shape) != tuple(own[k].shape)]
-    problems = []
-    for label, items in (("unknown key(s)", sorted(unknown)), ("missing key(s) for asma's", missing),
-                         ("shape mismatch", shapes)):
-        if items:
-            more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
-            problems.append(f"{label} {', '.join(items[:5])}{more}")
-    if problems:
-        raise CheckpointImportError(f"{where}: refusing an incomplete or foreign mapping: " + "; ".join(problems))
-
-
 def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, where: str = "checkpoint",
                     **config_fields: Any) -> Tuple[torch.nn.Module, PretrainedConfig]:
     """A lineage linear-evaluation state_dict as an asma :class:`SkeletonClassifier` + config.
@@ -180,10 +166,12 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
         :data:`LINEAGE_PREPROCESSING`, ``num_params`` and ``gflops``.
 
     Raises:
-        CheckpointImportError: unknown format, unknown/missing keys, shape mismatches or a different graph.
+        CheckpointImportError: unknown format, not a lineage checkpoint, or a different graph.
+        asma.io.CheckpointError: unknown or missing keys or shape mismatches (names them).
     """
     from asma.data.readers.ntu import NTU120_CLASS_NAMES
     from asma.graph import get_layout, partition_adjacency
+    from asma.io import load_state_dict_checked
 
     from .architectures import build_model, model_costs
 
@@ -209,10 +197,11 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
     model = build_model(config)
     own = model.state_dict()
     renamed, unknown = _rename(state, *_prefixes(own))
-    # buffers the lineage model has no counterpart for (feature standardisation, if any) keep their identity init
-    _check_fit({k: v for k, v in own.items() if not k.endswith((".mean", ".std"))}, renamed, unknown, where)
-    model.load_state_dict({**own, **renamed})
-    model.eval()
+    # buffers the lineage model has no counterpart for (feature standardisation, if any) keep their identity
+    # init; unknown keys go in under their own names, so the error names them as the checkpoint does
+    keep = {k: v for k, v in own.items() if k.endswith((".mean", ".std"))}
+    load_state_dict_checked(model, {**keep, **renamed, **{k: state[k] for k in unknown}}, where,
+                            "asma's stgcn classifier (the lineage's encoder_q + fc)").eval()
     for k, v in model_costs(model, config).items():
         setattr(config, k, v)
     return model, config
