@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..data.transforms import AugmentConfig
-from ..io import read_json
 from .validation import check_config
 
 
@@ -423,8 +422,8 @@ def config_from_options(*, preset: str = "auto", config_files: Sequence[str] = (
         p = Path(run_dir) / "config.json"
         if not p.is_file():
             raise ValueError(f"--resume: {run_dir} has no config.json; pass the run directory of a started run")
-        cfg = apply_overrides(make_config("paper"), read_json(p))
-        return check_config(apply_overrides(cfg, overrides))
+        from .rundir import read_config  # rundir imports this module
+        return check_config(apply_overrides(read_config(run_dir), overrides))
     if preset == "auto":
         preset = "quick" if (dataset or "synthetic") == "synthetic" else "paper"
     cfg = make_config(preset, list(config_files), None)

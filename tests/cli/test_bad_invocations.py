@@ -75,9 +75,11 @@ def test_stage_commands_check_their_options(tmp_path, monkeypatch):
     cfg = make_config("tiny").to_dict()
     cfg["probe"]["lr"] = 1e9  # a hand-edited run configuration
     (run / "config.json").write_text(json.dumps(cfg))
-    r = _invoke(["linear", "--run-dir", str(run)], tmp_path, monkeypatch)
-    assert r.exit_code == 2 and f"{run / 'config.json'}: probe.lr=1000000000.0: must be a finite number in (0, 1]" \
-        in " ".join(r.output.split()), r.output
+    for args in (["linear"], ["train", "--resume", "--no-progress"]):
+        r = _invoke([*args, "--run-dir", str(run)], tmp_path, monkeypatch)
+        assert r.exit_code == 2 and f"{run / 'config.json'}: probe.lr=1000000000.0: must be a finite number in " \
+            "(0, 1]" in " ".join(r.output.split()), r.output
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
 
 
 def test_data_prepare_refuses_zero_persons(tmp_path, monkeypatch):
