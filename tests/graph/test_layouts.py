@@ -14,7 +14,8 @@ NTU_BONES_1BASED = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (
 
 def test_builtin_layouts_are_pyg_data_and_valid():
     expected = {"ntu25": (25, 24), "ntu25-anatomical": (25, 24), "kinect20": (20, 19),
-                "openpose18": (18, 17), "coco17": (17, 16), "mediapipe33": (33, 39)}
+                "openpose18": (18, 17), "coco17": (17, 16), "mediapipe33": (33, 39), "penn13": (13, 12),
+                "hdm05": (31, 30)}
     assert set(expected) <= set(list_layouts())
     for name, (V, E) in expected.items():
         s = get_layout(name)
@@ -48,6 +49,20 @@ def test_other_layout_degrees_and_flips():
     assert mp.joint_names[int(mp.flip_perm[11])] == "right_shoulder"
     k = get_layout("kinect20")
     assert k.joint_names[k.center] == "ShoulderCenter"
+
+
+def test_penn13_and_hdm05_layouts():
+    p = get_layout("penn13")
+    assert p.degree().int().tolist() == [2, 3, 3, 2, 2, 1, 1, 2, 2, 2, 2, 1, 1]
+    assert p.flip_perm.tolist() == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11]
+    assert p.joint_names[p.center] == "head"
+    h = get_layout("hdm05")
+    names = h.joint_names
+    assert names[h.center] == "thorax" and h.degree()[names.index("thorax")] == 4  # upperback, neck, clavicles
+    # bones point away from the thorax (the centre): the knee (rfemur end) minus the hip (rhipjoint end)
+    assert [names[int(b)] for b in h.bone_pairs[names.index("rfemur")]] == ["rfemur", "rhipjoint"]
+    assert names[int(h.flip_perm[names.index("lthumb")])] == "rthumb"
+    assert int(h.flip_perm[names.index("lowerneck")]) == names.index("lowerneck")  # not a left joint
 
 
 def test_unknown_layout_lists_known():
