@@ -194,3 +194,31 @@ def test_stage_weights_are_verified_before_loading(tmp_path):
     save_tensors(tmp_path / "other.safetensors", m.state_dict())  # written without a record
     with pytest.raises(CheckpointError, match="records no sha256 for other.safetensors"):
         load_weights(_model(), tmp_path / "other.safetensors", "the classifier")
+
+
+def test_mutated_safetensors_raise_only_checkpoint_errors(tmp_path):
+    import random
+    p, m = tmp_path / "w.safetensors", tmp_path / "m.safetensors"
+    save_tensors(p, {"a": torch.randn(4, 4), "b": torch.arange(6)})
+    base = p.read_bytes()
+    header = 8 + int.from_bytes(base[:8], "little")
+    rng, outcomes = random.Random(0), {"ok": 0, "refused": 0}
+    for _ in range(300):
+        d = bytearray(base)
+        kind = rng.randrange(3)
+        if kind == 0:  # truncated
+            d = d[:rng.randrange(len(d))]
+        elif kind == 1:  # bytes of the length prefix or the JSON header replaced
+            for _ in range(rng.randint(1, 4)):
+                d[rng.randrange(header)] = rng.randrange(256)
+        else:  # a byte inserted into the header
+            pos = rng.randrange(8, header)
+            d[pos:pos] = bytes([rng.randrange(32, 127)])
+        m.write_bytes(bytes(d))
+        try:
+            load_tensors(m)
+            outcomes["ok"] += 1
+        except CheckpointError as e:
+            assert str(m) in str(e)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] >= 290  # a few header edits keep a valid file (e.g. whitespace)
