@@ -43,13 +43,17 @@ _token_option = click.option("--token", default=None,
                              help="Hub token. Prefer $HF_TOKEN or 'hf auth login' (huggingface_hub's stored "
                                   "token): a token on the command line is visible in the process list.")
 _offline_option = click.option("--offline", is_flag=True, help="Use the local cache only (no network).")
+_zoo_cache_option = click.option(
+    "--zoo-cache", default=None, type=click.Path(file_okay=False, path_type=Path),
+    help="Local zoo cache of converted and built models (default: $ASMA_ZOO_CACHE or ~/.cache/asma/zoo).")
 
 
 def _fetch_options(revision_help: str):
     """NAME and the options that find and download it (pull, info), in this --help order."""
     def apply(f):
         for option in reversed((click.argument("name"), click.option("--revision", default=None, help=revision_help),
-                                _endpoint_option, _offline_option, _cache_option, _token_option, _manifest_option)):
+                                _endpoint_option, _offline_option, _cache_option, _zoo_cache_option, _token_option,
+                                _manifest_option)):
             f = option(f)
         return f
     return apply
@@ -64,19 +68,19 @@ def zoo():
     """
 
 
-def _state(entry) -> str:
+def _state(entry, zoo_cache=None) -> str:
     from asma.zoo.download import cached_folder
-    cached = cached_folder(entry.alias) is not None
+    cached = cached_folder(entry.alias, zoo_cache) is not None
     if entry.pullable:
         return "pullable" + (", cached" if cached and entry.url else "")
     return "built locally" if cached else "recipe"
 
 
-def _entry_metric(entry) -> str:
+def _entry_metric(entry, zoo_cache=None) -> str:
     """The headline top-1 (best protocol): measured for a local build, ``*`` for the paper's expected value."""
     from asma.zoo.download import cached_folder
     metrics, mark = entry.metrics, ""
-    folder = cached_folder(entry.alias) if not entry.pullable else None
+    folder = cached_folder(entry.alias, zoo_cache) if not entry.pullable else None
     if folder is not None:
         from asma.zoo.config import PretrainedConfig
         metrics = PretrainedConfig.from_json(folder).metrics
@@ -91,13 +95,14 @@ def _entry_metric(entry) -> str:
 
 @zoo.command("list")
 @_manifest_option
+@_zoo_cache_option
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
-def list_cmd(manifests: Sequence[Path], as_json: bool) -> None:
+def list_cmd(manifests: Sequence[Path], zoo_cache: Optional[Path], as_json: bool) -> None:
     """List the named models: state (pullable, built locally, recipe), size, cost, metric, licence."""
     from asma.zoo.registry import list_entries
     entries = list_entries(manifests)
     if as_json:
-        click.echo(json.dumps({e.alias: {**e.to_dict(), "state": _state(e)} for e in entries}, indent=2,
+        click.echo(json.dumps({e.alias: {**e.to_dict(), "state": _state(e, zoo_cache)} for e in entries}, indent=2,
                               sort_keys=True))
         return
     table = Table(title="asma model zoo")
@@ -105,8 +110,8 @@ def list_cmd(manifests: Sequence[Path], as_json: bool) -> None:
     for col in ("kind", "state", "params", "GFLOPs", "top-1 %", "licence"):
         table.add_column(col, overflow="fold")
     for e in entries:
-        table.add_row(e.alias, e.kind, _state(e), f"{e.params / 1e6:.2f} M" if e.params else "-",
-                      f"{e.gflops:.2f}" if e.gflops else "-", escape(_entry_metric(e)), escape(e.license))
+        table.add_row(e.alias, e.kind, _state(e, zoo_cache), f"{e.params / 1e6:.2f} M" if e.params else "-",
+                      f"{e.gflops:.2f}" if e.gflops else "-", escape(_entry_metric(e, zoo_cache)), escape(e.license))
     con = _console()
     con.print(table)
     con.print("pullable: 'asma zoo pull NAME'; recipe: 'asma zoo build NAME --data-dir DIR' trains it locally; "
@@ -115,11 +120,9 @@ def list_cmd(manifests: Sequence[Path], as_json: bool) -> None:
 
 @zoo.command("pull")
 @_fetch_options("Tag, branch or commit (overrides an alias's pinned revision).")
-@click.option("--zoo-cache", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Local zoo cache for converted and built models (default: $ASMA_ZOO_CACHE or ~/.cache/asma/zoo).")
 def pull_cmd(name: str, revision: Optional[str], endpoint: Optional[str], offline: bool,
-             cache_dir: Optional[Path], token: Optional[str], manifests: Sequence[Path],
-             zoo_cache: Optional[Path]) -> None:
+             cache_dir: Optional[Path], zoo_cache: Optional[Path], token: Optional[str],
+             manifests: Sequence[Path]) -> None:
     """Download NAME (or find it in the cache), verify every file's sha256, and print where it is."""
     from asma.zoo.config import PretrainedConfig
     from asma.zoo.hub import commit_of, fetch
@@ -136,11 +139,11 @@ def pull_cmd(name: str, revision: Optional[str], endpoint: Optional[str], offlin
     con.print(f"path: {escape(str(path))}")
 
 
-def _load_config(name: str, revision, endpoint, offline, cache_dir, token, manifests):
+def _load_config(name: str, revision, endpoint, offline, cache_dir, zoo_cache, token, manifests):
     from asma.zoo.config import PretrainedConfig
     from asma.zoo.hub import commit_of, fetch
-    path = fetch(name, revision=revision, manifests=manifests, cache_dir=cache_dir, endpoint=endpoint,
-                 offline=offline, token=token)
+    path = fetch(name, revision=revision, manifests=manifests, cache_dir=cache_dir, zoo_cache=zoo_cache,
+                 endpoint=endpoint, offline=offline, token=token)
     return PretrainedConfig.from_json(path / "config.json"), name, commit_of(path)
 
 
@@ -176,11 +179,11 @@ def _recipe_info(name: str, manifests, message: str, as_json: bool) -> None:
 @zoo.command("info")
 @_fetch_options("Tag, branch or commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print config.json instead of tables.")
-def info_cmd(name: str, revision, endpoint, offline, cache_dir, token, manifests, as_json: bool) -> None:
+def info_cmd(name: str, revision, endpoint, offline, cache_dir, zoo_cache, token, manifests, as_json: bool) -> None:
     """Show the config and metrics of NAME (a model folder, alias or Hub name)."""
     from asma.zoo.registry import NotBuiltError
     try:
-        cfg, source, commit = _load_config(name, revision, endpoint, offline, cache_dir, token, manifests)
+        cfg, source, commit = _load_config(name, revision, endpoint, offline, cache_dir, zoo_cache, token, manifests)
     except NotBuiltError as e:
         return _recipe_info(name, manifests, str(e), as_json)
     if as_json:
@@ -295,13 +298,15 @@ def import_cmd(file: Path, fmt: Optional[str], out: Path, license_: str) -> None
               help="Folder of prepared datasets ('asma data prepare ... --out DIR'); not needed for synthetic data.")
 @click.option("--run-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (default <zoo cache>/.runs/NAME; an interrupted build resumes there).")
+@_zoo_cache_option
 @_manifest_option
-def build_cmd(name: str, data_dir: Optional[Path], run_dir: Optional[Path], manifests: Sequence[Path]) -> None:
+def build_cmd(name: str, data_dir: Optional[Path], run_dir: Optional[Path], zoo_cache: Optional[Path],
+              manifests: Sequence[Path]) -> None:
     """Train the recipe of NAME and install the model in the local zoo cache (with its measured metrics)."""
     from asma.zoo.config import PretrainedConfig
     from asma.zoo.recipes import build
     con = _console()
-    folder = build(name, data_dir=data_dir, manifests=manifests, run_dir=run_dir, console=con)
+    folder = build(name, data_dir=data_dir, manifests=manifests, zoo_cache=zoo_cache, run_dir=run_dir, console=con)
     cfg = PretrainedConfig.from_json(folder)
     con.print(f"[bold green]built[/] {escape(name)} in {cfg.source['build_seconds']:.0f} s -> {escape(str(folder))}")
     for key, vals in sorted(cfg.metrics.items()):
@@ -320,14 +325,15 @@ def build_cmd(name: str, data_dir: Optional[Path], run_dir: Optional[Path], mani
 @_endpoint_option
 @_token_option
 @click.option("--private", is_flag=True, help="Create the repository private.")
+@_zoo_cache_option
 @_manifest_option
 def publish_cmd(name: str, repo_id: str, manifest_out: Path, tag, endpoint, token, private: bool,
-                manifests: Sequence[Path]) -> None:
+                zoo_cache: Optional[Path], manifests: Sequence[Path]) -> None:
     """Push the locally built model NAME to REPO_ID and write its pinned entry to --manifest-out."""
     from asma.zoo.recipes import publish
     con = _console()
     entry = publish(name, repo_id, manifest_out=manifest_out, tag=tag, endpoint=endpoint, token=token,
-                    private=private, manifests=manifests)
+                    private=private, manifests=manifests, zoo_cache=zoo_cache)
     con.print(f"[bold green]published[/] {escape(name)} -> {escape(repo_id)}@{escape(entry.hub.revision)}; "
               f"entry written to {escape(str(manifest_out))}")
     for f, h in sorted(entry.hub.sha256.items()):

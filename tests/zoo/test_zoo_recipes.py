@@ -36,6 +36,8 @@ def test_build_then_use_list_publish_and_pull(manifest, zoo_cache, hub, tmp_path
     run = CliRunner().invoke
     r = run(zoo, ["pull", "tiny-student", "--manifest", str(manifest)])
     assert r.exit_code == 2 and "'tiny-student' is a recipe: no one has trained it yet" in r.output
+    from asma.zoo.registry import resolve
+    assert not resolve("tiny-student", [manifest]).has_weights
     r = run(zoo, ["build", "tiny-student", "--manifest", str(manifest)])
     assert r.exit_code == 0, r.output
     folder = zoo_cache / "tiny-student"
@@ -51,7 +53,7 @@ def test_build_then_use_list_publish_and_pull(manifest, zoo_cache, hub, tmp_path
     assert cfg["kind"] == "student" and cfg["license"] == "apache-2.0"
     assert f"| {key} | {cfg['metrics'][key]['top1']}" in (folder / "README.md").read_text()  # the card's results
     # found by fetch, create_model and asma zoo pull
-    assert fetch("tiny-student", manifests=[manifest]) == folder
+    assert fetch("tiny-student", manifests=[manifest]) == folder and resolve("tiny-student", [manifest]).has_weights
     model = asma.create_model("tiny-student", pretrained=True, manifests=[manifest])
     direct, direct_cfg = load_pretrained(folder)
     x = torch.randn(2, *direct_cfg.input_shape()[1:], generator=torch.Generator().manual_seed(0))
