@@ -119,3 +119,13 @@ def test_real_ntu60_lineage_model_predicts_the_real_files(realdata, tmp_path):
         ranked = [c for c, _ in p.top]
         top1, rank = ACTCLR_WRONG.get(name, (truth, 0))
         assert (ranked[0], ranked.index(truth)) == (top1, rank), name
+
+
+def test_predict_with_the_exported_onnx_model(ntu_model, tmp_path):
+    folder, files, truth = ntu_model
+    onnx_file = tmp_path / "m.onnx"
+    res = CliRunner().invoke(main, ["export", str(folder), "--onnx", str(onnx_file), "--check", files[0]])
+    assert res.exit_code == 0 and "+ 1 real clip(s)" in res.output, res.output
+    res = CliRunner().invoke(main, ["predict", str(folder), *files[:4], "--onnx", str(onnx_file), "--json"])
+    assert res.exit_code == 0, res.output
+    assert [o["top"][0]["class"] for o in json.loads(res.output)] == truth[:4]
