@@ -14,8 +14,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Optional, Union
 
+from .integrity import verified_folder
 from .registry import ZooEntry, ZooError
 
 PathLike = Union[str, os.PathLike]
@@ -35,31 +36,6 @@ def cached_folder(alias: str, cache: Optional[PathLike] = None) -> Optional[Path
     """``<zoo cache>/<alias>`` when it holds a model (a ``config.json``), else ``None``."""
     folder = zoo_cache_dir(cache) / alias
     return folder if (folder / "config.json").is_file() else None
-
-
-def verified_folder(folder: Path, source: str, pinned: Optional[Mapping[str, str]] = None) -> Path:
-    """``folder`` after checking its files against the sha256 of a manifest entry (``pinned``,
-    may cover ``config.json`` too) and its weight files against ``config.json``'s
-    ``weights_sha256``; ``config.json`` is read with size and nesting bounds and validated
-    (sizes within :data:`asma.zoo.schema.LIMITS`) before anything is built from it.
-
-    Raises:
-        ZooError: a weight file whose sha256 is recorded nowhere. ValueError
-            (``CheckpointError``): a file differs, naming it and both hashes; an invalid config.
-    """
-    from .config import PretrainedConfig
-    from .integrity import read_json_bounded, verify_folder, weight_files
-    if pinned:
-        verify_folder(folder, pinned, f"the manifest entry {source}")
-    cfg = PretrainedConfig.from_dict(read_json_bounded(folder / "config.json"), source=str(folder / "config.json"))
-    names = weight_files(folder)
-    missing = [n for n in names if n not in cfg.weights_sha256 and n not in (pinned or {})]
-    if missing:
-        raise ZooError(f"{source}: no sha256 is recorded for {', '.join(missing)} (neither in {folder / 'config.json'} "
-                       "nor in a manifest); refusing unverified weights")
-    verify_folder(folder, {n: cfg.weights_sha256[n] for n in names if n in cfg.weights_sha256},
-                  str(folder / "config.json"))
-    return folder
 
 
 def _download(url: str, dst: Path, progress: bool) -> None:

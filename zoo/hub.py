@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Tuple, Union
 import asma
 
 from .config import PretrainedConfig
-from .schema import MODEL_FILES
-from .download import verified_folder
+from .integrity import verified_folder
 from .registry import NotBuiltError, ZooError, resolve
+from .schema import MODEL_FILES
 
 if TYPE_CHECKING:  # torch is only imported when a model is built (pull/list/info stay light)
     from torch import nn

@@ -7,7 +7,8 @@
   ``model.safetensors.index.json``), all confined;
 * :func:`verify_folder`: sha256 of each file against a record (``config.json``'s
   ``weights_sha256``, a manifest entry's ``sha256``), refusing with the file and both hashes;
-* :func:`read_config_text`: ``config.json`` with a size bound and no deep-nesting traceback.
+* :func:`read_json_bounded`: a folder's JSON with a size bound and no deep-nesting traceback;
+* :func:`verified_folder`: all of it for a model folder before anything is built from it.
 
 The hashing itself is :func:`asma.io.sha256_file` / :func:`asma.io.verify_sha256`.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Mapping, Union
+from typing import Any, List, Mapping, Optional, Union
 
 PathLike = Union[str, Path]
 INDEX_FILE = "model.safetensors.index.json"
@@ -25,6 +26,10 @@ MAX_JSON_BYTES = 4 * 1024 * 1024
 
 class UnsafePathError(ValueError):
     """A file name that would leave the model folder."""
+
+
+class UnverifiedWeightsError(ValueError):
+    """A weight file whose sha256 is recorded nowhere (neither in ``config.json`` nor in a manifest)."""
 
 
 def confined(folder: PathLike, name: Any, source: str, strict: bool = False) -> Path:
@@ -109,3 +114,27 @@ def verify_folder(folder: PathLike, record: Mapping[str, str], source: str) -> N
     for name in record:
         confined(folder, name, source)
     verify_sha256(folder, record)
+
+
+def verified_folder(folder: Path, source: str, pinned: Optional[Mapping[str, str]] = None) -> Path:
+    """``folder`` after checking its files against the sha256 of a manifest entry (``pinned``,
+    may cover ``config.json`` too) and its weight files against ``config.json``'s
+    ``weights_sha256``; ``config.json`` is read with size and nesting bounds and validated
+    (sizes within :data:`asma.zoo.schema.LIMITS`) before anything is built from it.
+
+    Raises:
+        UnverifiedWeightsError: a weight file whose sha256 is recorded nowhere. ValueError
+            (``CheckpointError``): a file differs, naming it and both hashes; an invalid config.
+    """
+    from .config import PretrainedConfig
+    if pinned:
+        verify_folder(folder, pinned, f"the manifest entry {source}")
+    cfg = PretrainedConfig.from_dict(read_json_bounded(folder / "config.json"), source=str(folder / "config.json"))
+    names = weight_files(folder)
+    missing = [n for n in names if n not in cfg.weights_sha256 and n not in (pinned or {})]
+    if missing:
+        raise UnverifiedWeightsError(f"{source}: no sha256 is recorded for {', '.join(missing)} (neither in {folder / 'config.json'} "
+                       "nor in a manifest); refusing unverified weights")
+    verify_folder(folder, {n: cfg.weights_sha256[n] for n in names if n in cfg.weights_sha256},
+                  str(folder / "config.json"))
+    return folder

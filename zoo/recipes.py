@@ -117,7 +117,8 @@ def publish(name: str, repo_id: str, *, manifest_out: PathLike, tag: Optional[st
     from asma.io import sha256_record
 
     from .config import PretrainedConfig
-    from .download import cached_folder, verified_folder
+    from .download import cached_folder
+    from .integrity import verified_folder
     from .hub import push_to_hub
     from .integrity import weight_files
 
