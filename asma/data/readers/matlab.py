@@ -84,6 +84,14 @@ def mat_array(mats: Dict[str, np.ndarray], key: str, path: str, *, ndim: Optiona
     return arr
 
 
+def mat_scalar(mats: Dict[str, np.ndarray], key: str, path: str) -> float:
+    """Variable ``key`` as one finite number (a 1 x 1 MATLAB array)."""
+    arr = mat_array(mats, key, path)
+    if arr.size != 1:
+        raise DataFormatError(f"variable {key!r} must be a single number, got shape {arr.shape}", path)
+    return float(arr.reshape(-1)[0])
+
+
 def mat_string(mats: Dict[str, np.ndarray], key: str, path: str) -> str:
     """Variable ``key`` as a Python string (a MATLAB char array)."""
     if key not in mats:

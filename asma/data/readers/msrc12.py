@@ -74,6 +74,8 @@ def read_msrc12_tags(source: Source, *, name: Optional[str] = None) -> List[Tupl
         if m is None:
             raise DataFormatError(f"expected '<tick>;G<n> <name>', got {line.strip()[:40]!r}", path, ln)
         tick, g = parse_int(m.group(1), path, ln, "tick"), int(m.group(2))
+        if tick >= 2 ** 62:  # the timestamps are int64
+            raise DataFormatError(f"tick {m.group(1)[:30]} is out of range", path, ln)
         if not 1 <= g <= len(MSRC12_CLASS_NAMES):
             raise DataFormatError(f"gesture G{g} is not one of G1-G12", path, ln)
         out.append(((tick * 1000 + 49875 // 2) // 49875, g, ln))

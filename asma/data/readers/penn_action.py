@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import DataFormatError, EmptySequenceError
 from ._text import Source
 from .clips import ClipSource, Item, RawClip, find_named_files, one_person
-from .matlab import mat_array, mat_string, read_mat_v5
+from .matlab import mat_array, mat_scalar, mat_string, read_mat_v5
 
 PENN_CLASS_NAMES = ("baseball_pitch", "baseball_swing", "bench_press", "bowl", "clean_and_jerk", "golf_swing",
                     "jump_rope", "jumping_jacks", "pullup", "pushup", "situp", "squat", "strum_guitar",
@@ -32,7 +32,7 @@ PENN_META_KEYS = ("train", "view", "height", "width", "length")
 _NAME = re.compile(r"^(\d{4})$")
 
 
-def read_penn_action(source: Source, *, name: str = None) -> Dict[str, Any]:
+def read_penn_action(source: Source, *, name: Optional[str] = None) -> Dict[str, Any]:
     """Read one Penn Action annotation file.
 
     Returns:
@@ -48,7 +48,7 @@ def read_penn_action(source: Source, *, name: str = None) -> Dict[str, Any]:
     x = mat_array(mats, "x", path, ndim=2, shape=(None, 13))
     y = mat_array(mats, "y", path, ndim=2, shape=x.shape)
     vis = mat_array(mats, "visibility", path, ndim=2, shape=x.shape)
-    nframes = int(mat_array(mats, "nframes", path).reshape(-1)[0])
+    nframes = int(mat_scalar(mats, "nframes", path))
     if nframes != x.shape[0]:
         raise DataFormatError(f"nframes is {nframes} but x has {x.shape[0]} rows", path)
     if x.shape[0] == 0:
@@ -61,7 +61,7 @@ def read_penn_action(source: Source, *, name: str = None) -> Dict[str, Any]:
     view = mat_string(mats, "pose", path)
     if view not in PENN_VIEWS:
         raise DataFormatError(f"pose {view!r} is not one of {', '.join(PENN_VIEWS)}", path)
-    train = int(mat_array(mats, "train", path).reshape(-1)[0])
+    train = int(mat_scalar(mats, "train", path))
     if train not in (1, -1):
         raise DataFormatError(f"train must be 1 or -1, got {train}", path)
     dims = mat_array(mats, "dimensions", path).reshape(-1)
