@@ -13,6 +13,11 @@ from .coco import read_coco_keypoints_json
 from .kinetics import load_kinetics_skeleton, read_kinetics_json, read_openpose_frames
 from .mediapipe import mediapipe_to_sequence, read_mediapipe_json
 from .pose_json import PoseLimits, PoseSequence, pose_to_clip
+from .clips import ClipSource, RawClip
+from .hdm05 import read_amc, read_asf, read_hdm05
+from .msrc12 import read_msrc12_csv, read_msrc12_tags
+from .nwucla import load_nwucla, read_nwucla_json
+from .penn_action import read_penn_action
 
 __all__ = [
     "read_ntu_skeleton", "read_ntu_clip", "ntu_to_array", "parse_ntu_name", "read_missing_list",
@@ -22,4 +27,6 @@ __all__ = [
     "read_msr_skeleton", "read_utd_mhad", "read_mat_v5",
     "PoseLimits", "PoseSequence", "read_kinetics_json", "read_openpose_frames", "read_coco_keypoints_json",
     "read_mediapipe_json", "mediapipe_to_sequence", "pose_to_clip", "load_kinetics_skeleton",
+    "ClipSource", "RawClip", "read_nwucla_json", "load_nwucla", "read_penn_action", "read_asf", "read_amc",
+    "read_hdm05", "read_msrc12_csv", "read_msrc12_tags",
 ]
