@@ -116,8 +116,15 @@ def _mat() -> bytes:
 
 MAT = _mat()
 
+def _ntu_xyz(b):
+    rec = read_ntu_skeleton(b, name="S001C001P001R001A001.skeleton", values="xyz")
+    assert rec.joints.shape[2] == 3
+    return ntu_to_array(rec)
+
+
 CASES = {
     "ntu": (NTU, _ntu),
+    "ntu_xyz": (NTU, _ntu_xyz),
     "pku": (PKU, lambda b: read_pku_sequence(b, name="0002-L.txt")),
     "pku_labels": (PKU_LABELS, lambda b: read_pku_labels(b, name="0002-L.txt")),
     "utkinect": (UTK, lambda b: read_utkinect_joints(b, name="joints_s01_e01.txt")),
@@ -152,7 +159,7 @@ def test_edited_inputs_parse_or_raise_data_format_error(case):
     run()
 
 
-@pytest.mark.parametrize("case", ["ntu", "pku", "utkinect", "msr", "mat", "kinetics", "coco"])
+@pytest.mark.parametrize("case", ["ntu", "ntu_xyz", "pku", "utkinect", "msr", "mat", "kinetics", "coco"])
 def test_random_bytes_parse_or_raise_data_format_error(case):
     _, fn = CASES[case]
 

@@ -92,6 +92,14 @@ def test_parse_decimals_equals_float():
         assert parse_decimals(bad, np.array([0]), np.array([len(bad)])) is None
 
 
+def test_files_without_bodies():
+    from asma.data.readers.ntu import format_ntu_skeleton
+
+    rec = _read_xyz_fast(format_ntu_skeleton([[], [], []]).encode(), NAME)
+    assert rec is not None and rec.num_frames == 3 and rec.joints.shape == (0, 25, 3)
+    assert parse_decimals(b"1 2", np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0,)
+
+
 def test_byte_lines():
     lines = ByteLines.of(b"3\r\n1 2\r\n\r\nx")
     assert [lines[i] for i in range(len(lines))] == [b"3", b"1 2", b"", b"x"]

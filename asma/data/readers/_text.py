@@ -189,6 +189,8 @@ def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray, width: int 
     shape = np.shape(starts)
     starts, ends = np.ravel(starts), np.ravel(ends)
     n = ends - starts
+    if starts.size == 0:
+        return np.zeros(shape)
     if b.size == 0 or (n <= 0).any():
         return None
     if ends.max() >= b.size:  # a token at the very end: give it a separator to point at
