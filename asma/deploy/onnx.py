@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import os
 import tempfile
 import warnings
@@ -186,12 +187,19 @@ def quantize_int8(src: PathLike, dst: PathLike, *, calibration: Optional[Sequenc
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         # Shape inference + graph optimisation first, as onnxruntime's quantisation guide advises.
         q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        if calibration is None:
-            q.quantize_dynamic(str(pre), str(out), weight_type=q.QuantType.QInt8, per_channel=True)
-        else:
-            q.quantize_static(str(pre), str(out), _Calibration(calibration), quant_format=q.QuantFormat.QDQ,
-                              per_channel=True, activation_type=q.QuantType.QInt8,
-                              weight_type=q.QuantType.QInt8)
+        # onnxruntime logs a root-logger warning for every 1-D weight it keeps per-tensor: not news.
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(max(level, logging.ERROR))
+        try:
+            if calibration is None:
+                q.quantize_dynamic(str(pre), str(out), weight_type=q.QuantType.QInt8, per_channel=True)
+            else:
+                q.quantize_static(str(pre), str(out), _Calibration(calibration), quant_format=q.QuantFormat.QDQ,
+                                  per_channel=True, activation_type=q.QuantType.QInt8,
+                                  weight_type=q.QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         atomic_write_bytes(dst, out.read_bytes())
     return dst
 
