@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from asma.data.errors import DataFormatError, EmptySequenceError
 from asma.data.readers.coco import read_coco_keypoints_json
-from asma.data.readers.kinetics import read_kinetics_json
+from asma.data.readers.kinetics import read_kinetics_json, read_openpose_frames
 from asma.data.readers.mediapipe import read_mediapipe_json
 from asma.data.readers.pose_json import PoseLimits, pose_to_clip
 
@@ -212,8 +212,24 @@ def mutated(draw, base):
     return text.encode()
 
 
+OPENPOSE = {"version": 1.3, "people": [{"pose_keypoints_2d": [100.0, 200.0, 0.8] * 25},
+                                      {"pose_keypoints_2d": [10.0, 20.0, 0.5] * 18}]}
+
+
+def _openpose(b: bytes):
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "vid_000000000003_keypoints.json")
+        with open(p, "wb") as fh:
+            fh.write(b)
+        return pose_to_clip(read_openpose_frames([p]), 2)
+
+
 READERS = {
     "kinetics": (KIN, lambda b: pose_to_clip(read_kinetics_json(b, name="k.json"), 2)),
+    "openpose": (OPENPOSE, _openpose),
     "coco": (COCO, lambda b: pose_to_clip(read_coco_keypoints_json(b, name="c.json"), 2)),
     "mediapipe": (MP, lambda b: pose_to_clip(read_mediapipe_json(b, name="m.json"), 1)),
 }
