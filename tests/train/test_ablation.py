@@ -69,6 +69,19 @@ def test_count_sweep_and_cli_entry(tmp_path):
         assert rows[[2, 6].index(v)]["top1"] == [aligned["top1"]]
     with pytest.raises(ValueError, match="n_joints=25 must be smaller"):
         count_sweep(cfg, tmp_path / "bad", "n_joints", [25])
+    # the command: finished settings are read back, bad values are one-line errors
+    from click.testing import CliRunner
+
+    from asma.cli.main import main
+    r = CliRunner()
+    out = r.invoke(main, ["sweep", "--run-dir", str(tmp_path / "base"), "--over", "n_frames", "--values", "6"])
+    assert out.exit_code == 0, out.output
+    assert "n_frames sweep" in out.output and f"{rows[1]['top1_mean']:.1f}" in out.output
+    for args, msg in ((["--over", "pairings", "--values", "low-medium"], "SPATIAL-TEMPORAL"),
+                      (["--over", "n_joints", "--values", "a,b"], "comma-separated integers"),
+                      (["--over", "tau", "--seeds", "0,1"], "--seeds applies to --over pairings")):
+        out = r.invoke(main, ["sweep", "--run-dir", str(tmp_path / "base"), *args])
+        assert out.exit_code == 2 and msg in out.output and "Traceback" not in out.output, out.output
 
 
 def test_count_sweep_rejects_bad_what(tmp_path):
