@@ -71,8 +71,10 @@ def tsne(run_dir, which, model, dataset, data_dir, classes, seed, perplexity, ou
     if (run_dir is None) == (model is None):
         raise ValueError("give either --run-dir (and --encoder) or --model (and --dataset)")
     if run_dir:
+        from asma.train.rundir import downstream_data, read_config
         enc, arrays, stream = run_encoder(run_dir, which)
-        name, label = f"tsne-{which}", f"{which} of {Path(run_dir).name}"
+        dataset = downstream_data(read_config(run_dir)).dataset
+        name, label = f"tsne-{which}", f"{which} of run {Path(run_dir).name}"
     else:
         import asma
         if not dataset:
@@ -83,7 +85,7 @@ def tsne(run_dir, which, model, dataset, data_dir, classes, seed, perplexity, ou
         arrays = _load(dataset, data_dir, "test")
         name, label = f"tsne-{Path(model).name}", model
     res = plot_tsne(enc, arrays, _out(out, run_dir, dataset, name), stream, classes, seed, perplexity,
-                    title=f"t-SNE of {label} embeddings ({arrays.source.split(' at ')[0]}, test clips)")
+                    title=f"t-SNE of the {label} on {dataset} test clips")
     _done(res)
 
 

@@ -120,13 +120,39 @@ def draw_skeleton(ax, xy: np.ndarray, skeleton, colors=None, size: float = 40.0,
     ax.set_yticks([])
 
 
-def pose_xy(clip: np.ndarray, frame: int, person: int = 0) -> np.ndarray:
-    """The x-y coordinates of one frame of a clip (the front view of a Kinect/NTU skeleton).
+def front_direction(clip: np.ndarray) -> np.ndarray:
+    """The horizontal direction in which a clip's skeleton is widest: the principal axis of its
+    joints' (x, z) positions around each frame's mean (the shoulder/hip line of a person seen
+    from any side), so that :func:`pose_xy` draws a front view. ``(1, 0)`` for 2D clips.
+
+    Shapes:
+        - **clip**: :math:`(C, T, V, M)` -> **output**: :math:`(2,)` unit vector over (x, z)
+    """
+    if clip.shape[0] < 3:
+        return np.array([1.0, 0.0])
+    xz = np.asarray(clip[[0, 2], :, :, 0], dtype=np.float64)          # (2, T, V)
+    present = np.abs(clip[:3, :, :, 0]).sum(axis=(0, 2)) > 0
+    if not present.any():
+        return np.array([1.0, 0.0])
+    pts = xz[:, present] - xz[:, present].mean(axis=2, keepdims=True)  # (2, T', V)
+    _, vecs = np.linalg.eigh(pts.reshape(2, -1) @ pts.reshape(2, -1).T)
+    u = vecs[:, -1]
+    return u if u[0] >= 0 else -u  # keep +x to the right when the clip already faces the camera
+
+
+def pose_xy(clip: np.ndarray, frame: int, person: int = 0, direction: Optional[np.ndarray] = None) -> np.ndarray:
+    """One frame of a clip in the image plane: horizontal = the (x, z) position along
+    ``direction`` (default: x, the front view of a Kinect/NTU recording), vertical = y.
 
     Shapes:
         - **clip**: :math:`(C, T, V, M)` -> **output**: :math:`(V, 2)`
     """
-    return np.asarray(clip[:2, frame, :, person], dtype=np.float64).T
+    y = np.asarray(clip[1, frame, :, person], dtype=np.float64)
+    if direction is None or clip.shape[0] < 3:
+        h = np.asarray(clip[0, frame, :, person], dtype=np.float64)
+    else:
+        h = direction[0] * clip[0, frame, :, person] + direction[1] * clip[2, frame, :, person]
+    return np.stack([h, y], axis=1)
 
 
 def join_splits(train, test):

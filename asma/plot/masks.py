@@ -9,7 +9,8 @@ import torch
 
 from ..data.arrays import SkeletonArrays
 from ..masking import joint_mask_probs, motion_scores, sample_frame_mask, sample_joint_mask
-from .common import PlotResult, png_path, draw_skeleton, finish, pose_xy, pyplot, undirected_edges
+from .common import (PlotResult, draw_skeleton, finish, front_direction, png_path, pose_xy, pyplot,
+                     undirected_edges)
 
 SPATIAL = {"high": "HDSM (high degree)", "low": "LDSM (low degree)", "random": "random joints"}
 TEMPORAL = {"high": "HMTM (high motion)", "low": "LMTM (low motion)", "random": "random frames"}
@@ -47,12 +48,12 @@ def mask_examples(clip: np.ndarray, skeleton, n_joints: int = 9, n_frames: int =
             "degree": degree.tolist(), "motion": scores[0].tolist(), **out}
 
 
-def _frame_strip(ax, clip: np.ndarray, skeleton, masked: Sequence[int], step: float) -> None:
+def _frame_strip(ax, clip: np.ndarray, skeleton, masked: Sequence[int], step: float, front: np.ndarray) -> None:
     """Every frame's pose side by side; masked frames in red, the others grey."""
     T = clip.shape[1]
     edges = undirected_edges(skeleton)
     for t in range(T):
-        xy = pose_xy(clip, t)
+        xy = pose_xy(clip, t, direction=front)
         if not np.abs(xy).any():
             continue
         xy = xy + np.array([t * step, 0.0])
@@ -82,7 +83,8 @@ def plot_masks(arrays: SkeletonArrays, out, index: int = 0, n_joints: int = 9, n
     d.update(clip=index, clip_name=(arrays.names[index] if arrays.names else str(index)),
              label=arrays.class_names[int(arrays.labels[index])], joints=list(skel.joint_names))
     T, V = clip.shape[1], skel.num_joints
-    xy = pose_xy(clip, T // 2)
+    front = front_direction(clip)
+    xy = pose_xy(clip, T // 2, direction=front)
     fig = plt.figure(figsize=(17, 16))
     gs = fig.add_gridspec(8, 3, height_ratios=[2.6, 0.9] + [0.8, 0.5] * 3, hspace=0.5, wspace=0.25)
     for i, s in enumerate(SPATIAL):
@@ -99,11 +101,11 @@ def plot_masks(arrays: SkeletonArrays, out, index: int = 0, n_joints: int = 9, n
         axf.tick_params(labelsize=7)
         axf.set_xlabel("joint", fontsize=8)
         axf.set_ylabel(f"P(masked)\n{d['draws']} draws", fontsize=8)
-    step = 1.15 * max(max(float(np.ptp(pose_xy(clip, t)[:, 0])) for t in range(T)), 1e-6)  # widest pose
+    step = 1.15 * max(max(float(np.ptp(pose_xy(clip, t, direction=front)[:, 0])) for t in range(T)), 1e-6)
     a = np.array(d["motion"])
     for r, t in enumerate(TEMPORAL):
         ax = fig.add_subplot(gs[2 + 2 * r, :])
-        _frame_strip(ax, clip, skel, d["frame_masks"][t], step)
+        _frame_strip(ax, clip, skel, d["frame_masks"][t], step, front)
         ax.set_title(f"{TEMPORAL[t]}: {n_frames} of {T} frames masked (red)", fontsize=10, loc="left")
         ax.set_xlim(-step, T * step)
         am = fig.add_subplot(gs[3 + 2 * r, :])

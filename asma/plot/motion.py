@@ -6,7 +6,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..data.arrays import SkeletonArrays
-from .common import PlotResult, png_path, draw_skeleton, finish, pose_xy, pyplot
+from .common import PlotResult, draw_skeleton, finish, front_direction, png_path, pose_xy, pyplot
 
 
 def joint_motion(data: np.ndarray, num_coords: int = 3) -> np.ndarray:
@@ -55,18 +55,29 @@ def motion_by_degree(arrays: SkeletonArrays) -> Dict[str, object]:
             "spearman": {"rho": float(rho), "p": float(p)}}
 
 
-def mean_pose(arrays: SkeletonArrays) -> np.ndarray:
-    """The average x-y pose of the first person over every frame in which it is present (a
-    neutral skeleton to draw the layout on).
+def mean_pose(arrays: SkeletonArrays, max_clips: int = 500) -> np.ndarray:
+    """A neutral pose to draw the layout on: the average over clips of each clip's mean pose, seen
+    from its front (:func:`~asma.plot.common.front_direction`, so clips of several camera views
+    agree) and mirrored to agree with the first clip (the principal direction has no sign).
 
     Shapes:
         - **output**: :math:`(V, 2)`
     """
-    x = np.asarray(arrays.data[:, :2, :, :, 0], dtype=np.float64)       # (N, 2, T, V)
-    present = np.abs(x).sum(axis=(1, 3)) > 0                            # (N, T)
-    if not present.any():
+    poses, ref = [], None
+    for clip in (np.asarray(c) for c in arrays.data[:max_clips]):
+        present = np.flatnonzero(np.abs(clip[:, :, :, 0]).sum(axis=(0, 2)) > 0)
+        if not len(present):
+            continue
+        front = front_direction(clip)
+        xy = np.mean([(lambda q: q - q.mean(axis=0))(pose_xy(clip, int(t), direction=front)) for t in present], axis=0)
+        if ref is None:
+            ref = xy
+        elif float((xy[:, 0] * ref[:, 0]).sum()) < 0:
+            xy[:, 0] = -xy[:, 0]
+        poses.append(xy)
+    if not poses:
         raise ValueError(f"{arrays.source}: every frame is empty")
-    return x.transpose(0, 2, 3, 1)[present].mean(axis=0)                 # (V, 2)
+    return np.mean(poses, axis=0)
 
 
 def plot_motion_degree(arrays: SkeletonArrays, out, title: Optional[str] = None) -> PlotResult:
@@ -85,7 +96,7 @@ def plot_motion_degree(arrays: SkeletonArrays, out, title: Optional[str] = None)
     gs = fig.add_gridspec(2, 2, width_ratios=[1, 2.6], height_ratios=[1, 1.1], hspace=0.55, wspace=0.12)
     ax0 = fig.add_subplot(gs[:, 0])
     draw_skeleton(ax0, mean_pose(arrays), skel, colors=colors, size=70, labels=True)
-    ax0.set_title("(a) joints coloured by degree\n(mean pose)")
+    ax0.set_title("(a) joints coloured by degree\n(mean pose, front view)")
     for k in sorted(set(degree.astype(int).tolist())):
         ax0.scatter([], [], color=cmap(k), s=50, edgecolors="k", linewidths=0.4, label=f"degree {k}")
     ax0.legend(loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)

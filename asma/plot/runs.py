@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..io import read_json
-from .common import PlotResult, png_path, finish, pyplot
+from .common import PlotResult, finish, png_path, pyplot
 
 #: Per-epoch keys that are not curves.
 _NOT_CURVES = {"time", "stage", "epoch", "lr", "samples_per_s", "dropped"}
