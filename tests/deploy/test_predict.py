@@ -52,6 +52,13 @@ def test_readers_by_file_type(realdata):
     assert ntu.data.shape[3] == 2
     utk = read_clips(realdata / "utkinect_action3d" / "joints_s01_e01.txt")[0]
     assert (utk.layout, utk.data.shape) == ("kinect20", (3, 560, 20, 1))
+    k1 = realdata / "kinect_v1_format_samples"
+    for f in ("MSRDailyAction3D/a03_s01_e01_skeleton.txt", "UTD-MHAD/a1_s1_t2_skeleton.mat",
+              "UTD-MHAD/a1_s1_t2_skeleton.csv"):
+        clip = read_clips(k1 / f)[0]
+        assert (clip.layout, clip.data.shape[0], clip.data.shape[2], clip.data.shape[3]) == ("kinect20", 3, 20, 1), f
+    mat, csv = (read_clips(k1 / f"UTD-MHAD/a1_s1_t2_skeleton.{e}")[0].data for e in ("mat", "csv"))
+    np.testing.assert_allclose(mat, csv, atol=1e-4)
     kin = read_clips(sorted(glob.glob(str(realdata / "kinetics_skeleton_samples/kinetics_val/*.json")))[0])[0]
     assert (kin.layout, kin.num_coords, kin.data.shape[0], kin.data.shape[2]) == ("openpose18", 2, 3, 18)
 
