@@ -120,6 +120,27 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     assert remove_stale_temporaries(work) == [part_tmp] and not part_tmp.exists()
 
 
+def test_kill_during_the_write_phase_leaves_nothing_after_the_next_run(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(4):
+        (raw / f"S001C00{i % 3 + 1}P00{i + 1}R001A001.skeleton").write_text(_ntu_text(), newline="")
+    out = tmp_path / "out"
+    code = ("import os, signal, sys; from asma.data.prepare import prepare_dataset\n"
+            "def stop(stage, done, total):\n"
+            "    if stage == 'write':\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "prepare_dataset('ntu60', sys.argv[1], sys.argv[2], missing_list='none', workers=1, chunk_size=1, "
+            "progress=stop)")
+    r = subprocess.run([sys.executable, "-c", code, str(raw), str(out)])
+    assert r.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in out.iterdir() if ".tmp-" in p.name)
+    assert left and all(n.startswith((".ntu60-xsub.tmp-", ".ntu60-xview.tmp-")) for n in left)
+    s = prepare_dataset("ntu60", raw, out, missing_list="none", workers=1, chunk_size=1)
+    assert s.samples == 4 and s.resumed_chunks == 4  # the parse phase had finished
+    assert sorted(p.name for p in out.iterdir()) == ["ntu60-prepare-report.json", "ntu60-xsub", "ntu60-xview"]
+
+
 def test_file_names_are_matched_in_full(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
