@@ -79,28 +79,31 @@ def read_json_bounded(path: PathLike) -> Any:
 
 def weight_files(folder: PathLike) -> List[str]:
     """Names of the weight files of a model folder: ``model.safetensors``, else the shards listed
-    by ``model.safetensors.index.json`` (each confined to the folder, ``.safetensors`` only).
+    by ``model.safetensors.index.json``. An index is checked whenever it is present (each shard
+    confined to the folder, ``.safetensors`` only), so a hostile one is never passed on.
 
     Raises:
         UnsafePathError: a shard outside the folder. ValueError: a malformed index.
         FileNotFoundError: no weights.
     """
     folder = Path(folder)
+    index = folder / INDEX_FILE
+    shards: List[str] = []
+    if index.is_file():
+        data = read_json_bounded(index)
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ValueError(f"{index}: expected {{\"weight_map\": {{tensor: shard file}}}}")
+        shards = sorted(set(weight_map.values()), key=str)
+        for n in shards:
+            confined(folder, n, str(index))
+            if not n.endswith(".safetensors"):
+                raise ValueError(f"{index}: refusing shard {n!r} (only .safetensors files are loaded)")
     if (folder / "model.safetensors").is_file():
         return ["model.safetensors"]
-    index = folder / INDEX_FILE
-    if not index.is_file():
+    if not shards:
         raise FileNotFoundError(f"missing weights file: {folder / 'model.safetensors'}")
-    data = read_json_bounded(index)
-    weight_map = data.get("weight_map") if isinstance(data, dict) else None
-    if not isinstance(weight_map, dict) or not weight_map:
-        raise ValueError(f"{index}: expected {{\"weight_map\": {{tensor: shard file}}}}")
-    names = sorted(set(weight_map.values()), key=str)
-    for n in names:
-        confined(folder, n, str(index))
-        if not n.endswith(".safetensors"):
-            raise ValueError(f"{index}: refusing shard {n!r} (only .safetensors files are loaded)")
-    return names
+    return shards
 
 
 def verify_folder(folder: PathLike, record: Mapping[str, str], source: str) -> None:

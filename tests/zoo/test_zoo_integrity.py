@@ -131,6 +131,13 @@ def test_push_refuses_an_index_pointing_outside_the_folder(hub, planted, tmp_pat
         load_pretrained(folder)
 
 
+def test_a_hostile_index_next_to_model_safetensors_is_refused_too(hub, saved):
+    (saved / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"x": "../../planted.txt"}}))
+    with pytest.raises(UnsafePathError, match="planted.txt"):
+        push_to_hub(saved, "org/evil", endpoint=hub.url)
+    assert not any(m == "POST" for m, _, _ in hub.requests)
+
+
 def test_push_refuses_a_symlink_out_of_the_folder(hub, saved, tmp_path):
     secret = tmp_path / "secret.safetensors"
     shutil.move(saved / "model.safetensors", secret)
