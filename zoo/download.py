@@ -70,7 +70,8 @@ def pull_url(entry: ZooEntry, cache: Optional[PathLike] = None, offline: bool = 
     folder = zoo_cache_dir(cache) / entry.alias
     if (folder / "config.json").is_file():
         from .integrity import read_json_bounded
-        recorded = (read_json_bounded(folder / "config.json").get("source") or {}).get("sha256")
+        data = read_json_bounded(folder / "config.json")
+        recorded = (data.get("source") or {}).get("sha256") if isinstance(data, dict) else None
         if recorded == src.sha256:
             return verified_folder(folder, entry.alias)
         if offline:
@@ -81,18 +82,18 @@ def pull_url(entry: ZooEntry, cache: Optional[PathLike] = None, offline: bool = 
                        f"once while online (it downloads {src.url})")
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{entry.alias}-", dir=folder.parent) as tmp:
-        raw = Path(tmp) / (Path(src.path).name or "checkpoint.pt")
+        raw = Path(tmp) / "checkpoint.pt"  # a fixed name: nothing from the manifest becomes a path
         _download(src.url, raw, progress)
         actual = sha256_file(raw)
         if actual != src.sha256:
-            raise CheckpointError(f"{src.url} ({raw.name}): sha256 {actual}, the manifest records {src.sha256}; "
+            raise CheckpointError(f"{src.url}: sha256 {actual}, the manifest records {src.sha256}; "
                                   "refusing the download (it was deleted)")
         staged = Path(tmp) / "model"
         import_checkpoint(raw, staged, src.converter, license="other", dataset=entry.dataset,
                           metrics=entry.metrics, paper=entry.paper,
                           description=f"{entry.description}. Licence: {entry.license}.",
-                          source={"url": src.url, "repository": src.repository, "commit": src.commit,
-                                  "path": src.path, "alias": entry.alias})
+                          source={"file": src.path.rsplit("/", 1)[-1], "url": src.url, "repository": src.repository,
+                                  "commit": src.commit, "path": src.path, "alias": entry.alias})
         raw.unlink()  # the pickle is not kept: only the converted safetensors folder is used
         if folder.exists():
             shutil.rmtree(folder)
