@@ -17,7 +17,8 @@ lineage key                                asma key (the ``classifier`` kind's m
                                            not stored (asma rebuilds it from the layout)
 =========================================  ==========================================
 
-The files are only ever read with ``torch.load(weights_only=True)``; unknown keys (a pretext
+PSTL saves the bare ``st_gcn.Model`` (the same keys without ``encoder_q.``, no head): it is
+imported as an ``encoder``. The files are only ever read with ``torch.load(weights_only=True)``; unknown keys (a pretext
 checkpoint's key encoder and queue, a projection MLP), missing keys, shape mismatches and a
 different graph are refused, naming them. The formats differ only in the head: ActCLR's code has
 a Conv2d head, the others an ``nn.Linear``; both are accepted whatever ``--from`` says, since
@@ -85,29 +86,40 @@ def read_checkpoint(path: PathLike) -> Dict[str, Tensor]:
 
 
 def detect_format(state: Mapping[str, Tensor], source: str = "checkpoint") -> str:
-    """The code base of a lineage state_dict, from its key names: ``actclr`` when the head
-    ``encoder_q.fc`` is a 1x1 Conv2d, else ``skeletonclr`` (SkeletonCLR/AimCLR/CrosSCLR/PSTL share
-    ``net/st_gcn.Model``, so their key names are identical).
+    """The code base of a lineage state_dict, from its key names: ``pstl`` for a bare encoder
+    state_dict (PSTL saves ``st_gcn.Model`` itself: no ``encoder_q.`` prefix, no head), ``actclr``
+    when the head ``encoder_q.fc`` is a 1x1 Conv2d, else ``skeletonclr`` (SkeletonCLR, AimCLR and
+    CrosSCLR share ``net/st_gcn.Model`` as ``encoder_q`` with a Linear ``fc``).
 
     Raises:
         CheckpointImportError: not an ST-GCN lineage checkpoint (names what was found).
     """
+    if any(k.startswith("st_gcn_networks.") for k in state):
+        return "pstl"
     if not any(k.startswith(_PREFIX + "st_gcn_networks.") for k in state):
         sample = ", ".join(sorted(state)[:3])
-        raise CheckpointImportError(f"{source}: not a lineage ST-GCN checkpoint (no '{_PREFIX}st_gcn_networks.*' keys; "
-                           f"found e.g. {sample}); pass --from with one of {', '.join(LINEAGE_FORMATS)}")
+        raise CheckpointImportError(f"{source}: not a lineage ST-GCN checkpoint (no '{_PREFIX}st_gcn_networks.*' or "
+                                    f"'st_gcn_networks.*' keys; found e.g. {sample})")
     fc = state.get(_PREFIX + "fc.weight")
     return "actclr" if fc is not None and fc.dim() == 4 else "skeletonclr"
 
 
-def _prefixes(own: Mapping[str, Tensor]) -> Tuple[str, str]:
-    """The encoder's and the head's key prefixes in the model :func:`build_model` made."""
+def _prefixed(state: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """A bare encoder state_dict (PSTL) under the ``encoder_q.`` prefix the other code bases use."""
+    if any(k.startswith(_PREFIX) for k in state):
+        return dict(state)
+    return {_PREFIX + k: v for k, v in state.items()}
+
+
+def _prefixes(own: Mapping[str, Tensor]) -> Tuple[str, Optional[str]]:
+    """The encoder's and the head's key prefixes in the model :func:`build_model` made (no head:
+    ``None``)."""
     enc = next(k[:-len("data_bn.weight")] for k in own if k.endswith("data_bn.weight"))
-    head = next(k[:-len("weight")] for k in own if not k.startswith(enc) and k.endswith("fc.weight"))
+    head = next((k[:-len("weight")] for k in own if not k.startswith(enc) and k.endswith("fc.weight")), None)
     return enc, head
 
 
-def _rename(state: Mapping[str, Tensor], enc: str, head: str) -> Tuple[Dict[str, Tensor], List[str]]:
+def _rename(state: Mapping[str, Tensor], enc: str, head: Optional[str]) -> Tuple[Dict[str, Tensor], List[str]]:
     """Lineage keys -> asma keys under the ``enc`` / ``head`` prefixes; returns (renamed, unknown keys)."""
     out: Dict[str, Tensor] = {}
     unknown: List[str] = []
@@ -122,7 +134,7 @@ def _rename(state: Mapping[str, Tensor], enc: str, head: str) -> Tuple[Dict[str,
             out[enc + rest] = value
         elif block:
             out[f"{enc}blocks.{block.group(1)}.{block.group(2)}"] = value
-        elif rest in ("fc.weight", "fc.bias"):
+        elif rest in ("fc.weight", "fc.bias") and head is not None:
             if rest == "fc.weight" and value.dim() == 4 and tuple(value.shape[2:]) == (1, 1):
                 value = value.flatten(1)  # ActCLR's 1x1 Conv2d head is a Linear layer
             out[head + rest[len("fc."):]] = value
@@ -136,17 +148,18 @@ def _architecture(state: Mapping[str, Tensor], source: str) -> Dict[str, int]:
     read from the shapes (the lineage's 10-block plan is then checked key by key)."""
     def shape(key: str) -> Tuple[int, ...]:
         if _PREFIX + key not in state:
-            raise CheckpointImportError(f"{source}: missing key {_PREFIX + key!r} (not a linear-evaluation checkpoint "
-                               "of the lineage's ST-GCN encoder + head)")
+            raise CheckpointImportError(f"{source}: missing key {_PREFIX + key!r} (not a checkpoint of the lineage's "
+                                        "ST-GCN encoder)")
         return tuple(state[_PREFIX + key].shape)
 
     blocks = sorted({int(m.group(1)) for k in state if (m := _BLOCK_RE.match(k[len(_PREFIX):]))})
     last = blocks[-1] if blocks else 0
     A = shape("A")
-    fc = shape("fc.weight")
+    fc = state.get(_PREFIX + "fc.weight")  # none in a bare encoder (PSTL) or a pretext checkpoint
     return {"num_joints": A[-1], "in_channels": shape("data_bn.weight")[0] // A[-1],
             "hidden_channels": shape("st_gcn_networks.0.tcn.2.weight")[0],
-            "out_channels": shape(f"st_gcn_networks.{last}.tcn.2.weight")[0], "num_classes": fc[0]}
+            "out_channels": shape(f"st_gcn_networks.{last}.tcn.2.weight")[0],
+            "num_classes": int(fc.shape[0]) if fc is not None else None}
 
 
 def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, where: str = "checkpoint",
@@ -160,7 +173,8 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
         config_fields: extra :class:`PretrainedConfig` fields (``license``, ``metrics``, ``source``, ...).
 
     Returns:
-        ``(model, config)``: the classifier (:func:`asma.zoo.architectures.build_model`) in eval
+        ``(model, config)``: the classifier (an ``encoder`` when the file has no head, as PSTL's
+        saved encoders; :func:`asma.zoo.architectures.build_model`) in eval
         mode, its logits those of the lineage model (pooled ST-GCN features -> ``fc``); the config
         carries the ``ntu25`` layout, the input spec ``(3, 50, 25, 2)``, the NTU class names,
         :data:`LINEAGE_PREPROCESSING`, ``num_params`` and ``gflops``.
@@ -178,8 +192,10 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
     fmt = fmt or detect_format(state, where)
     if fmt not in LINEAGE_FORMATS:
         raise CheckpointImportError(f"unknown checkpoint format {fmt!r}; known: {', '.join(LINEAGE_FORMATS)}")
+    state = _prefixed(state)
     arch = _architecture(state, where)
-    if arch["num_joints"] != 25 or arch["num_classes"] not in (60, 120):
+    K = arch["num_classes"]
+    if arch["num_joints"] != 25 or K not in (None, 60, 120):
         raise CheckpointImportError(f"{where}: {arch['num_joints']} joints and {arch['num_classes']} classes; only NTU "
                                     "RGB+D checkpoints (25 joints, 60 or 120 classes) can be imported")
     layout = get_layout("ntu25")
@@ -187,11 +203,13 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
     if tuple(state[_PREFIX + "A"].shape) != tuple(A.shape) or not torch.allclose(state[_PREFIX + "A"].float(), A):
         raise CheckpointImportError(f"{where}: the checkpoint's graph {_PREFIX}A differs from asma's ntu25 spatial "
                                     "partition")
-    fields = {"class_names": list(NTU120_CLASS_NAMES[:arch["num_classes"]]), "stream": "joint", "num_frames": 50,
+    fields = {"class_names": list(NTU120_CLASS_NAMES[:K]) if K else [], "stream": "joint", "num_frames": 50,
               "num_persons": 2, "preprocessing": dict(LINEAGE_PREPROCESSING),
-              "training": {"method": fmt, "protocol": "linear evaluation (frozen encoder)", "body_rule": "file-order"},
+              "training": {"method": fmt, "body_rule": "file-order",
+                           "protocol": "linear evaluation (frozen encoder)" if K else "self-supervised encoder"},
               "paper": LINEAGE_FORMATS[fmt], **config_fields}
-    config = PretrainedConfig(kind="classifier", layout=layout.to_dict(), in_channels=arch["in_channels"],
+    config = PretrainedConfig(kind="classifier" if K else "encoder", layout=layout.to_dict(),
+                              in_channels=arch["in_channels"],
                               backbone={"name": "stgcn", "hidden_channels": arch["hidden_channels"],
                                         "out_channels": arch["out_channels"]}, **fields)
     model = build_model(config)
@@ -201,7 +219,7 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
     # init; unknown keys go in under their own names, so the error names them as the checkpoint does
     keep = {k: v for k, v in own.items() if k.endswith((".mean", ".std"))}
     load_state_dict_checked(model, {**keep, **renamed, **{k: state[k] for k in unknown}}, where,
-                            "asma's stgcn classifier (the lineage's encoder_q + fc)").eval()
+                            "asma's stgcn " + ("classifier (the lineage's encoder_q + fc)" if K else "encoder")).eval()
     for k, v in model_costs(model, config).items():
         setattr(config, k, v)
     return model, config

@@ -129,8 +129,27 @@ def test_bad_checkpoints_are_refused_naming_the_keys(tmp_path):
         convert_lineage({"backbone.x": torch.zeros(1)})
     pretext = {k: v for k, v in good.items() if not k.startswith("encoder_q.fc")}
     pretext.update({"encoder_q.fc.0.weight": torch.zeros(256, 256), "encoder_q.fc.2.weight": torch.zeros(128, 256)})
-    with pytest.raises(CheckpointImportError, match="missing key 'encoder_q.fc.weight'"):
-        convert_lineage(pretext)
+    with pytest.raises(CheckpointError, match=r"2 unexpected key\(s\) \(encoder_q.fc.0.weight, encoder_q.fc.2.weight\)"):
+        convert_lineage(pretext)  # a projection MLP is not a classification head
+    with pytest.raises(CheckpointImportError, match="missing key 'encoder_q.data_bn.weight'"):
+        convert_lineage({k: v for k, v in good.items() if not k.startswith("encoder_q.data_bn.")})
+
+
+def test_a_pstl_encoder_imports_as_an_encoder(tmp_path):
+    """PSTL saves the bare st_gcn.Model (no encoder_q. prefix, no head)."""
+    from asma.models import create_backbone
+    state = {k[len("encoder_q."):]: v for k, v in _fake_lineage_state().items() if not k.startswith("encoder_q.fc")}
+    assert detect_format(state) == "pstl"
+    path = tmp_path / "pstl_epoch150.pt"
+    torch.save(state, path)
+    cfg = import_checkpoint(path, tmp_path / "m")
+    model, loaded = load_pretrained(tmp_path / "m")
+    assert cfg.kind == loaded.kind == "encoder" and loaded.source["format"] == "pstl" and loaded.class_names == []
+    ref = create_backbone("stgcn", "ntu25", 3)
+    ref.load_state_dict({k.replace("st_gcn_networks", "blocks"): v for k, v in state.items() if k != "A"})
+    x = torch.randn(2, 3, 50, 25, 2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[0], ref.eval()(x)[0])
 
 
 class _Evil:
