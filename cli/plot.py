@@ -154,3 +154,14 @@ def confusion(run_dir, stage, row, eval_json, counts, out) -> None:
     where = run_dir or str(Path(eval_json).parent)
     name = f"confusion-{stage}" if run_dir else f"confusion-{Path(eval_json).stem}"
     _done(plot_confusion(_out(out, where, None, name), run_dir, stage, row, eval_json, normalize=not counts))
+
+
+@plot.command()
+@click.option("--run-dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--over", "what", type=click.Choice(["pairings", "n_joints", "n_frames"]), default="pairings",
+              show_default=True)
+@_OUT
+def sweep(run_dir, what, out) -> None:
+    """The masking ablation of 'asma sweep' (paper figure 3, table 7)."""
+    from asma.plot.sweeps import plot_sweep
+    _done(plot_sweep(run_dir, _out(out, run_dir, None, f"sweep-{what}"), what))

@@ -93,3 +93,23 @@ def test_masks_rejects_a_clip_out_of_range(tmp_path):
         plot_masks(arrays, tmp_path / "m.png", index=9)
     with pytest.raises(ValueError, match="must be a .png"):
         plot_masks(arrays, tmp_path / "m.jpg", index=0, n_joints=3, n_frames=4)
+
+
+def test_sweep_figures_from_the_sweep_files(tmp_path, assert_png):
+    from asma.plot.sweeps import plot_sweep
+    sweeps = tmp_path / "sweeps"
+    sweeps.mkdir()
+    rows = [{"spatial": "low", "temporal": "high", "top1_mean": 61.5, "top1_std": 1.5, "top1": [60.0, 63.0]},
+            {"spatial": "high", "temporal": "low", "top1_mean": 58.0, "top1_std": 0.5, "top1": [57.5, 58.5]}]
+    (sweeps / "pairings.json").write_text(json.dumps({"what": "pairings", "seeds": [0, 1], "dataset": "synthetic",
+                                                       "rows": rows}))
+    res = plot_sweep(tmp_path, tmp_path / "fig3.png")
+    assert_png(res.png)
+    assert res.data["grid"] == [[None, None, None], [None, None, 58.0], [None, 61.5, None]]
+    (sweeps / "n_frames.json").write_text(json.dumps({"what": "n_frames", "seeds": [0], "dataset": "synthetic",
+                                                       "n_joints": 9, "n_frames": 10, "rows": [
+                                                           {"n_frames": k, "top1_mean": 50.0 + k, "top1_std": 0.0,
+                                                            "top1": [50.0 + k]} for k in (8, 10)]}))
+    assert_png(plot_sweep(tmp_path, tmp_path / "t7.png", "n_frames").png)
+    with pytest.raises(ValueError, match="run 'asma sweep --run-dir .* --over n_joints' first"):
+        plot_sweep(tmp_path, tmp_path / "x.png", "n_joints")

@@ -121,6 +121,10 @@ def test_plot_commands(tiny_run, tmp_path, assert_png):
     out = r.invoke(main, ["plot", "motion", "--split", "test", "--out", str(tmp_path / "m.png")])
     assert out.exit_code == 0, out.output
     assert_png(tmp_path / "m.png")
+    out = r.invoke(main, ["plot", "tsne", "--model", f"{tiny_run}:encoder-phi", "--dataset", "synthetic",
+                          "--classes", "2", "--out", str(tmp_path / "t.png")])
+    assert out.exit_code == 0, out.output
+    assert len(json.loads((tmp_path / "t.json").read_text())["classes"]) == 2
     out = r.invoke(main, ["plot", "confusion", "--run-dir", str(tiny_run), "--row", "nope"])
     assert out.exit_code == 2 and "no result row 'nope'" in out.output and "Traceback" not in out.output
     out = r.invoke(main, ["plot", "tsne"])
