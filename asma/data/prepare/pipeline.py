@@ -33,7 +33,9 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
     """Prepare a raw dataset into memory-mapped stores (see :mod:`asma.data.prepare`).
 
     Args:
-        dataset: ``"ntu60"``, ``"ntu120"``, ``"pku1"``, ``"pku2"`` or ``"utkinect"``.
+        dataset: ``"ntu60"``, ``"ntu120"``, ``"pku1"``, ``"pku2"``, ``"utkinect"``, or a ``"clips"``
+            dataset read by its reader module: ``"nwucla"``, ``"utd-mhad"``, ``"penn-action"``,
+            ``"hdm05"``, ``"msrc12"`` (see :data:`DATASETS`).
         raw_dir: the extracted raw data (searched recursively). NTU: the ``.skeleton`` files (NTU120:
             both archives); PKU-MMD: skeletons, labels, split files; UTKinect: ``joints/``, labels.
         out_dir: where the stores ``<dataset>-<benchmark>/{train,test}`` and the report go.
