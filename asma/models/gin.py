@@ -78,7 +78,7 @@ class GIN(SpatioTemporalEncoder):
         + \mathrm{R}(\mathbf{H}^{l-1})\big)
 
     Defaults on ``ntu25`` with 3 channels: 828,102 parameters and 1.18 GFLOPs per
-    :math:`(3, 50, 25, 2)` clip (ST-GCN teacher: 821,380 / 1.22G).
+    :math:`(3, 50, 25, 2)` clip (ST-GCN teacher: 821,380 / 1.19G aggregate-first, 1.22G convolution-first).
 
     Args:
         layout, in_channels, hidden_channels, out_channels, channels, strides, temporal_kernel,

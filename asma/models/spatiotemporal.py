@@ -50,9 +50,37 @@ def unfold_frames(x: Tensor, batch: int) -> Tensor:
     return x.reshape(batch, bt // batch, v, c).permute(0, 3, 1, 2).contiguous()
 
 
+class Dropout(nn.Module):
+    r"""Inverted dropout, :math:`y = x \odot m / (1 - p)` with :math:`m_i \sim \mathrm{Bernoulli}(1 - p)`
+    drawn as ``torch.rand_like(x) >= p`` from the global generator (seeded like ``nn.Dropout``):
+    the same distribution as :class:`torch.nn.Dropout`, whose ``bernoulli_`` masks are the slower
+    part of a training step on CPU. Identity in eval mode.
+
+    Args:
+        p (float): drop probability, :math:`0 \le p < 1`.
+
+    Shapes:
+        - **x**: any -> same
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        return x.masked_fill(torch.rand_like(x) < self.p, 0.0).mul_(1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class TemporalConv(nn.Sequential):
     r"""ST-GCN's temporal unit: BN, ReLU, a :math:`k_t \times 1` convolution with stride :math:`s`
-    over time (same padding), BN, Dropout (``tcn.0`` .. ``tcn.4``, as in the lineage):
+    over time (same padding), BN, :class:`Dropout` (``tcn.0`` .. ``tcn.4``, as in the lineage):
 
     .. math::
         \mathbf{Y} = \mathrm{Drop}(\mathrm{BN}(\mathbf{W} *_t \mathrm{ReLU}(\mathrm{BN}(\mathbf{X}))))
@@ -74,7 +102,7 @@ class TemporalConv(nn.Sequential):
         pad = (kernel_size - 1) // 2
         super().__init__(nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
                          nn.Conv2d(channels, channels, (kernel_size, 1), (stride, 1), (pad, 0)),
-                         nn.BatchNorm2d(channels), nn.Dropout(dropout, inplace=True))
+                         nn.BatchNorm2d(channels), Dropout(dropout))
 
     def reset_parameters(self) -> None:
         """Re-initialise the convolution and both BatchNorms."""

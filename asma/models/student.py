@@ -7,7 +7,8 @@ streams too. Widths and strides are not given. The default plan here,
 ``(24, 24, 48, 48, 96)`` with strides ``(1, 1, 2, 1, 2)``, follows the teacher's design rules
 (width doubles whenever time is halved, total stride 4 so :math:`T'` matches the teacher's 13
 tokens for 50 frames) and lands on the paper's budget: 178,557 parameters and 0.414 GFLOPs per
-:math:`(3, 50, 25, 2)` clip, i.e. 0.536M / 1.24G for three streams (paper: 0.54M / 1.26G).
+:math:`(3, 50, 25, 2)` clip counted in the lineage's convolution-first order (0.388 as computed
+here, aggregate first), i.e. 0.536M / 1.24G for three streams (paper: 0.54M / 1.26G).
 """
 from __future__ import annotations
 

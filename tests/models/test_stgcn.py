@@ -10,8 +10,31 @@ def test_paper_encoder_parameter_and_flop_count():
     m = create_backbone("stgcn", "ntu25", 3)
     assert count_parameters(m) == 821_380  # reference notes §2.3
     flops = count_flops(m, torch.zeros(1, 3, 50, 25, 2))
-    assert flops == pytest.approx(1.2248e9, rel=1e-3)
+    assert flops == pytest.approx(1.1893e9, rel=1e-3)  # aggregate-first graph convolution
+    # the lineage's convolution-first order does 2*K*V*V*(C_out - C_in) more FLOPs per frame and
+    # person in every widening block: 1.2248 GFLOPs (the figure the paper's tables count)
+    V, K, frames = 25, 3, [50] * 5 + [25] * 3 + [13] * 2  # input frames of each block's graph product
+    extra = sum(2 * 2 * t * K * V * V * (b.tcn[2].out_channels - b.gcn.conv.in_channels)
+                for b, t in zip(m.blocks, frames))
+    assert flops + extra == pytest.approx(1.2248e9, rel=1e-3)
     assert m.out_dim == 256
+
+
+def test_aggregate_first_equals_convolution_first():
+    """GraphConv sums over partitions on the input channels first; the value is ST-GCN's
+    (1x1 convolution to K*C_out channels, then the einsum), forward and backward."""
+    torch.manual_seed(0)
+    A = partition_adjacency(get_layout("ntu25"), "spatial") * (torch.rand(3, 25, 25) + 0.5)
+    gc = GraphConv(6, 10, 3)
+    x = torch.randn(4, 6, 7, 25, requires_grad=True)
+    y = gc(x, A)
+    ref = torch.einsum("nkctv,kvw->nctw", gc.conv(x).view(4, 3, 10, 7, 25), A)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y)
+    gx, gw, gb = torch.autograd.grad(y, (x, gc.conv.weight, gc.conv.bias), g)
+    rx, rw, rb = torch.autograd.grad(ref, (x, gc.conv.weight, gc.conv.bias), g)
+    for a, b in ((gx, rx), (gw, rw), (gb, rb)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_block_parameter_counts_match_reference_table():

@@ -25,17 +25,21 @@ def stgcn_params(channels, strides, C=3, V=25):
     return total
 
 
-def stgcn_flops(channels, strides, C=3, T=50, V=25, M=2):
-    """count_flops convention (2 per multiply-accumulate): 1x1 gcn conv, graph einsum,
-    temporal conv, residual conv."""
+def stgcn_flops(channels, strides, C=3, T=50, V=25, M=2, aggregate_first=True):
+    """count_flops convention (2 per multiply-accumulate): 1x1 gcn conv, graph einsum (on the
+    C_in input channels aggregate-first as asma computes it, on the K*C_out conv outputs in the
+    lineage's convolution-first order), temporal conv, residual conv."""
     total, c_in, t = 0, C, T
+    # aggregate-first adds the bias term sum_k b_k colsum(A_k): one (K, C_out) x (K, V) product per block
+    bias = sum(2 * K * c * V for c in channels) if aggregate_first else 0
     for i, (c, s) in enumerate(zip(channels, strides)):
         t_out = math.ceil(t / s)
-        total += 2 * c_in * K * c * t * V + 2 * K * c * t * V * V + 2 * KT * c * c * t_out * V
+        graph = 2 * K * (c_in if aggregate_first else c) * t * V * V
+        total += 2 * c_in * K * c * t * V + graph + 2 * KT * c * c * t_out * V
         if i > 0 and not (c_in == c and s == 1):
             total += 2 * c_in * c * t_out * V
         c_in, t = c, t_out
-    return total * M
+    return total * M + bias
 
 
 def test_default_plan_and_exact_parameter_count():
@@ -60,11 +64,18 @@ def test_default_plan_and_exact_parameter_count():
 def test_default_flops_match_formula_and_paper_budget():
     model = create_backbone("stgcn-student")
     flops = count_flops(model, torch.randn(1, 3, 50, 25, 2))
-    # by hand, per person (gcn 1x1 + graph einsum + temporal conv + residual), T: 50,50,25,25,13:
+    # by hand, per person, convolution-first (gcn 1x1 + graph einsum on K*C_out channels + temporal
+    # conv + residual), T: 50,50,25,25,13:
     #   18,000,000 + 21,780,000 + 45,000,000 + 39,060,000 + 83,188,800 = 207,028,800; x M=2
     by_hand = 2 * (18_000_000 + 21_780_000 + 45_000_000 + 39_060_000 + 83_188_800)
-    assert flops == stgcn_flops(model.channels, model.strides) == by_hand == 414_057_600
-    assert 3 * flops / 1e9 == pytest.approx(1.26, rel=0.02)
+    assert stgcn_flops(model.channels, model.strides, aggregate_first=False) == by_hand == 414_057_600
+    assert 3 * by_hand / 1e9 == pytest.approx(1.26, rel=0.02)  # the paper's 3s budget
+    # asma computes the graph product aggregate-first: the einsum runs on the C_in input channels
+    # (3, 24, 24, 48, 48 instead of 24, 24, 48, 48, 96), 2 * 3 * 25 * 25 * T * (C_out - C_in) * M fewer,
+    # plus the bias term, 2 * 3 * C_out * 25 per block
+    fewer = 2 * 3 * 625 * 2 * (50 * 21 + 0 + 50 * 24 + 0 + 25 * 48)
+    bias = 2 * 3 * 25 * (24 + 24 + 48 + 48 + 96)
+    assert flops == stgcn_flops(model.channels, model.strides) == by_hand - fewer + bias == 388_218_600
 
 
 @pytest.mark.parametrize("depth", range(2, 8))

@@ -1,0 +1,41 @@
+"""The shared encoder parts: the cheap dropout masks and TemporalConv."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asma.models import create_backbone
+from asma.models.spatiotemporal import Dropout, TemporalConv
+
+
+def test_dropout_masks_have_nn_dropouts_distribution_and_are_seeded():
+    x = torch.ones(400, 500)
+    drop = Dropout(0.3).train()
+    torch.manual_seed(0)
+    y = drop(x.clone())
+    kept = y != 0
+    # Bernoulli(0.7) keeps, scaled by 1 / 0.7: mean 1, keep rate 0.7 within 4 standard errors
+    assert abs(kept.float().mean().item() - 0.7) < 4 * (0.7 * 0.3 / x.numel()) ** 0.5
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    torch.manual_seed(0)
+    assert torch.equal(drop(x.clone()), y)  # the global generator, as nn.Dropout
+    assert torch.equal(drop.eval()(x), x)
+    g = torch.ones(3, 4, requires_grad=True)
+    torch.manual_seed(1)
+    out = Dropout(0.5).train()(g * 1.0)
+    out.sum().backward()
+    assert torch.equal(g.grad, (out != 0).float() * 2.0)
+    with pytest.raises(ValueError, match="dropout probability must be in"):
+        Dropout(1.0)
+
+
+def test_the_encoders_use_it():
+    model = create_backbone("stgcn", hidden_channels=4, out_channels=16, dropout=0.5)
+    tcn = model.blocks[3].tcn
+    assert isinstance(tcn, TemporalConv) and isinstance(tcn[4], Dropout) and tcn[4].p == 0.5
+    assert model.blocks[0].tcn[4].p == 0.0  # no dropout in block 1, as the lineage
+    x = torch.randn(2, 3, 12, 25, 2)
+    torch.manual_seed(3)
+    a = model.train()(x)[0]
+    torch.manual_seed(3)
+    assert torch.equal(model(x)[0], a)
