@@ -95,6 +95,8 @@ def test_prepare_subset_end_to_end_and_skip_bad(utd, tmp_path):
     s = prepare_dataset("utd-mhad", raw, tmp_path / "out", workers=1)
     assert s.stores == {"utd-mhad-xsub": {"train": 4, "test": 2}}
     train, test = load_prepared("utd-mhad-xsub", tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="asma data prepare utd-mhad --raw RAW_DIR"):
+        load_prepared("utd-mhad-xsub", tmp_path / "elsewhere")
     assert train.data.shape == (4, 3, 50, 20, 1) and train.layout == "kinect20"
     assert [train.class_names[y] for y in test.labels] == ["wave", "squat"]
     assert test.meta["subject"].tolist() == [2, 2]
