@@ -48,8 +48,9 @@ class GraphConv(nn.Module):
         self.conv.reset_parameters()
 
     def forward(self, x: Tensor, A: Tensor) -> Tensor:
-        n, c, t, v = x.shape
-        K, o = self.num_partitions, self.out_channels
+        n, _, t, v = x.shape
+        # channel counts as Python ints (not x.shape), so an ONNX trace keeps the weight shape static
+        K, o, c = self.num_partitions, self.out_channels, self.conv.in_channels
         z = torch.einsum("nctv,kvw->nkctw", x, A).reshape(n, K * c, t, v)
         # conv.weight[k * C_out + o, c] -> weight[o, k * C_in + c]
         weight = self.conv.weight.view(K, o, c).transpose(0, 1).reshape(o, K * c, 1, 1)
