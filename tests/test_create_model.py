@@ -80,3 +80,13 @@ def test_student_inference_imports_neither_torch_geometric_nor_sympy(tmp_path):
             "asma.create_model('gin'); print('torch_geometric' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]
+
+
+def test_zoo_aliases_of_the_built_in_manifest():
+    from asma.zoo.registry import NotBuiltError, list_entries
+    with_weights = {e.alias for e in list_entries() if e.has_weights}
+    recipes = {e.alias for e in list_entries() if not e.has_weights}
+    assert "ntu60-student" in recipes and set(asma.list_models(pretrained=True)) == with_weights
+    assert recipes <= set(asma.list_models()) and not recipes & set(asma.list_models(pretrained=True))
+    with pytest.raises(NotBuiltError, match="asma zoo build ntu60-student"):
+        asma.create_model("ntu60-student", pretrained=True)

@@ -31,10 +31,10 @@ _EXPORTS = {
     "architectures": ["config_for_model", "check_compatible"],
     "model": ["save_pretrained", "load_pretrained", "load_state"],
     "card": ["model_card"],
-    "hub": ["push_to_hub", "pull", "load_from_hub", "commit_of", "parse_model_name", "ModelRef"],
+    "hub": ["push_to_hub", "pull", "fetch", "load_from_hub", "commit_of", "parse_model_name", "ModelRef"],
     "export": ["export_run", "exportable"],
-    "registry": ["ZooEntry", "ZooError", "UnknownModelError", "list_entries", "resolve", "add_entry",
-                 "remove_entry", "read_manifest", "write_manifest"],
+    "registry": ["ZooEntry", "ZooError", "UnknownModelError", "NotBuiltError", "HubSource", "UrlSource", "Recipe",
+                 "list_entries", "resolve", "add_entry", "remove_entry", "read_manifest", "write_manifest"],
     "factory": ["create_model", "list_models"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}

@@ -27,7 +27,7 @@ from .hub import HF_HUB_PREFIX
 from .registry import UnknownModelError, ZooError
 
 #: Keyword arguments a model with weights accepts (they say where to fetch it from).
-FETCH_OPTIONS = ("cache_dir", "endpoint", "offline", "manifests")
+FETCH_OPTIONS = ("revision", "cache_dir", "zoo_cache", "endpoint", "offline", "token", "progress", "manifests")
 
 
 def _backbones() -> List[str]:
@@ -50,7 +50,7 @@ def list_models(pattern: Optional[str] = None, pretrained: bool = False, manifes
         manifests: extra manifest files.
     """
     names = [] if pretrained else _backbones()
-    names += [e.alias for e in _entries(manifests) if not pretrained or e.pullable]
+    names += [e.alias for e in _entries(manifests) if not pretrained or e.has_weights]
     names = sorted(set(names))
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
 
@@ -86,13 +86,8 @@ def _check_options(name: str, options: Dict[str, Any], allowed: Tuple[str, ...])
 
 def _fetch(name: str, options: Dict[str, Any]) -> Path:
     """The local folder of an alias or ``hf-hub:`` name (downloaded and cached if needed)."""
-    from . import hub
-    if hasattr(hub, "fetch"):
-        return hub.fetch(name, **options)
-    # TEMPORARY until helper F's hub.fetch lands (CHANGES.md)
-    opts = dict(options)
-    opts["local_files_only"] = opts.pop("offline", False)
-    return hub.pull(name, **opts)
+    from .hub import fetch
+    return fetch(name, **options)
 
 
 def _with_costs(model, config):
@@ -122,7 +117,8 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any):
             A bare backbone has no weights of its own: ``pretrained=True`` is an error.
         **overrides: for a backbone, its constructor options (``layout``, ``in_channels``,
             ``hidden_channels``, ...); for a Hub name or alias, where to fetch it from
-            (``cache_dir``, ``endpoint``, ``offline``, ``manifests``).
+            (:func:`asma.zoo.hub.fetch`'s ``revision``, ``cache_dir``, ``zoo_cache``, ``endpoint``,
+            ``offline``, ``token``, ``progress``, ``manifests``).
 
     Returns:
         The ``nn.Module``; with weights, in eval mode and with ``model.pretrained_cfg``.
