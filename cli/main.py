@@ -89,6 +89,9 @@ _TRAIN_OPTIONS = [
                  help="torch threads (default or 0: torch's choice)."),
     click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast for pretraining."),
     click.option("--no-progress", is_flag=True, help="No progress bars."),
+    click.option("--logger", "loggers", multiple=True, type=click.Choice(["jsonl", "csv", "tensorboard"]),
+                 help="Where per-epoch metrics go (repeat for several) [default: jsonl = metrics.jsonl]; "
+                      "tensorboard needs pip install 'asma[tensorboard]'."),
     click.option("--print-config", is_flag=True,
                  help="Print the resolved configuration (JSON) and exit: nothing is run or written.")]
 
@@ -109,12 +112,14 @@ def pretrain(**options) -> None:
     _train(probe=False, **options)
 
 
-def _train(probe, plugins, seeds, resume, no_progress, print_config, **options) -> None:
+def _train(probe, plugins, seeds, resume, no_progress, print_config, loggers, **options) -> None:
     from asma.train.config import config_from_options
     from asma.train.engine import is_main_process
     from asma.train.run import run_seeds, run_train
     _load_plugins(plugins)
     cfg = config_from_options(resume=resume, **options)
+    if loggers:
+        cfg.loggers = list(dict.fromkeys(loggers))
     if print_config:
         if not probe:
             cfg.stages = ["pretrain"]  # what run_train(probe=False) runs
@@ -142,7 +147,7 @@ def _train(probe, plugins, seeds, resume, no_progress, print_config, **options) 
     result = run_train(cfg, resume=resume, console=console, progress=not no_progress, probe=probe)
     if not is_main_process():
         return
-    if not probe:
+    if not probe or not result.rows:  # pretraining only: no result rows to tabulate
         console.print(f"pretrained encoders in {result.run_dir / 'encoders'} ({result.seconds:.0f} s)")
         return
     what = "+".join(cfg.streams) if cfg.streams else cfg.data.stream
@@ -161,7 +166,7 @@ def _stage_config(run_dir: str, section: str, options: dict):
     """The run's ``finetune``/``distill`` config with the given command-line options applied."""
     import dataclasses
 
-    from asma.train.pipeline import read_config
+    from asma.train.rundir import read_config
     from asma.train.validation import check_section
     base = getattr(read_config(run_dir), section)
     stage_cfg = dataclasses.replace(base, **{k: v for k, v in options.items() if v is not None})

@@ -25,7 +25,7 @@ from torch import nn
 from .config import PretrainedConfig
 
 PathLike = Union[str, Path]
-#: Distillation folder -> teacher kind (``asma.train.pipeline.DISTILL_DIRS`` inverted).
+#: Distillation folder -> teacher kind (``asma.train.downstream.DISTILL_DIRS`` inverted).
 _STUDENTS = {"student": ("distill", "linear"), "student-ft": ("distill-ft", "finetune")}
 
 
@@ -65,7 +65,7 @@ def build_export(run_dir: PathLike, what: str, *, license: str = "unknown", desc
         ValueError: unknown ``what`` (lists the run's models), or a stage the run has not
             finished (names the missing path and the command that creates it).
     """
-    from asma.train.pipeline import read_config
+    from asma.train.rundir import read_config
     run = Path(run_dir)
     cfg = read_config(run)
     if cfg.streams and not (run / "status.json").is_file():
@@ -126,7 +126,7 @@ def _require(path: Path, command: str) -> None:
 
 def _student(run: Path, cfg, stage: str, teacher: str) -> Tuple[nn.Module, Dict[str, Any]]:
     from asma.io import read_json
-    from asma.train.pipeline import load_student
+    from asma.train.downstream import load_student
     _require(run / stage / "student.safetensors", f"asma distill --run-dir {run} --teacher {teacher}")
     model = load_student(run, stage)
     meta = read_json(run / stage / "student.json")
@@ -142,7 +142,8 @@ def _student(run: Path, cfg, stage: str, teacher: str) -> Tuple[nn.Module, Dict[
 
 
 def _teacher(run: Path, cfg) -> Tuple[nn.Module, Dict[str, Any]]:
-    from asma.train.pipeline import finetuned_teacher, open_run
+    from asma.train.downstream import finetuned_teacher
+    from asma.train.rundir import open_run
     _require(run / "finetune" / "aligned.safetensors", f"asma finetune --run-dir {run}")
     ctx = open_run(run, cfg)
     model = finetuned_teacher(ctx)
@@ -158,7 +159,7 @@ def _teacher(run: Path, cfg) -> Tuple[nn.Module, Dict[str, Any]]:
 
 def _classifier(run: Path, cfg, name: str) -> Tuple[nn.Module, Dict[str, Any]]:
     from asma.models.classifiers import EncoderClassifier
-    from asma.train.pipeline import load_weights, open_run
+    from asma.train.rundir import load_weights, open_run
     weights = run / "finetune" / name / "final.safetensors"
     _require(weights, f"asma finetune --run-dir {run}")
     ctx = open_run(run, cfg)
@@ -176,7 +177,7 @@ def _classifier(run: Path, cfg, name: str) -> Tuple[nn.Module, Dict[str, Any]]:
 
 
 def _encoder(run: Path, cfg, name: str) -> Tuple[nn.Module, Dict[str, Any]]:
-    from asma.train.pipeline import downstream_data
+    from asma.train.rundir import downstream_data
 
     from .model import load_pretrained
     folder = run / "encoders" / name
@@ -255,7 +256,7 @@ def _row(run: Path, stage: str, match, optional: bool = False) -> Optional[Dict[
 def _labelled(run: Path, cfg, stage: str, match, class_names: List[str],
               names: Optional[List[str]] = None) -> Dict[str, Any]:
     """Config fields shared by students, teachers and classifiers (downstream data, metrics)."""
-    from asma.train.pipeline import downstream_data
+    from asma.train.rundir import downstream_data
     ds = downstream_data(cfg)
     facts = _data_facts(ds)
     return dict(class_names=list(class_names), stream=ds.stream,

@@ -23,7 +23,8 @@ from .optim import adam
 from .engine import Device, device_for
 from .evaluate import evaluate
 from .finetune import stream_tensor
-from .loop import BatchIndex, _metrics_log, batch_clips, fit_epochs
+from .loggers import Logger, default_logger
+from .loop import BatchIndex, BatchLoss, batch_clips, fit
 from .probe import ProbeResult
 
 PathLike = Union[str, Path]
@@ -68,7 +69,8 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
             cfg: DistillConfig, stream: str = "joint", seed: int = 0, run_dir: Optional[PathLike] = None,
             resume: bool = False, *, name: str = "distill", augment_cfg: Optional[AugmentConfig] = None,
             console: Optional[Console] = None, progress: bool = False,
-            max_epochs: Optional[int] = None, device: Device = None) -> Tuple[EncoderClassifier, ProbeResult]:
+            max_epochs: Optional[int] = None, device: Device = None,
+             logger: Optional[Logger] = None) -> Tuple[EncoderClassifier, ProbeResult]:
     r"""Distil a frozen teacher into ``stgcn-student`` + a linear head, without labels.
 
     ``mode="logits"`` (the paper, Eqs. 13-14): the student's logits :math:`z_s` follow the
@@ -91,7 +93,7 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
     outputs are computed once for the whole training set. Checkpoints go to ``run_dir/<name>/``
     every epoch; ``resume=True`` reproduces the losses of an uninterrupted run.
 
-    Under ``torchrun`` the student trains data-parallel (:func:`~asma.train.finetune.fit_epochs`:
+    Under ``torchrun`` the student trains data-parallel (:func:`~asma.train.loop.fit`:
     ``cfg.batch_size`` is the global batch). Every process runs the whole frozen teacher (once on
     the training set, or with ``cfg.augment`` on its own part of each batch, augmented for the
     global batch on the CPU and then cut, so the processes see the clips of one process).
@@ -121,64 +123,72 @@ def distill(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: Sk
     _check_teacher(teacher, cfg.mode)
     device = device_for(teacher, device)
     was_training = teacher.training if isinstance(teacher, nn.Module) else None
-    if isinstance(teacher, nn.Module):
+    if was_training is not None:
         teacher.to(device).eval()
     try:
         data = stream_tensor(train, stream)
         augment = Augment(augment_cfg or AugmentConfig(), train.skeleton.flip_perm, train.num_coords) \
             if cfg.augment else None
-        cached_logits, cached_feats = (None, None) if augment is not None else \
-            _teacher_outputs(teacher, data, cfg.mode, device)
-        probe_logits, probe_feats = _teacher_outputs(teacher, data[:2], cfg.mode, device)
-        k = probe_logits.shape[1]
         torch.manual_seed(seed)
-        student = create_backbone("stgcn-student", train.skeleton, data.shape[1], **cfg.student_cfg)
-        if cfg.mode == "logits":
-            head: nn.Module = LinearClassifier(student.out_dim, k)
-            crit: nn.Module = DistillationKL(cfg.tau)
-        else:
-            proj = nn.Linear(student.out_dim, probe_feats.shape[1])
-            head = ProjectedHead(proj, copy.deepcopy(teacher.head))
-            crit = CosineFeatureLoss()
-        model = EncoderClassifier(student, head).to(device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        lr = cfg.resolved_lr()
-        opt = adam(params, lr=lr, weight_decay=cfg.weight_decay)
-
-        def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
-            x = batch_clips(data, batch, augment, g, device)
-            if augment is not None:
-                t_logits, t_feats = _teacher_outputs(teacher, x, cfg.mode, device)
-            else:
-                i = batch.idx.to(cached_logits.device)
-                t_logits = cached_logits[i]
-                t_feats = cached_feats[i] if cached_feats is not None else None
-            if cfg.mode == "logits":
-                s_logits = net(x)
-                loss = crit(s_logits, t_logits)
-            else:
-                # the student's features go through ``net`` (DDP); the projection is used outside its
-                # forward, which DDP allows because it receives a gradient in every step
-                z = head.proj(net(x, features=True))
-                loss = crit(z, t_feats)
-                with torch.no_grad():
-                    s_logits = head.teacher_head(z)
-            agree = (s_logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
-            return loss, {"agreement": 100.0 * agree}
-
-        history = fit_epochs(model, opt, batch_loss, len(train), cfg.batch_size, cfg.epochs, lr, seed=seed,
-                             stage=name, rng_stream=31, ckpt_dir=Path(run_dir) / name if run_dir else None,
-                             config={"stage": name, "stream": stream, "seed": seed, "distill": asdict(cfg),
-                                     "student": student.config},
-                             resume=resume, log=_metrics_log(run_dir), console=console, progress=progress,
-                             max_epochs=max_epochs, device=device)
+        model, crit = _student(teacher, train.skeleton, data, cfg, device)
+        opt = adam([p for p in model.parameters() if p.requires_grad], lr=cfg.resolved_lr(),
+                   weight_decay=cfg.weight_decay)
+        batch_loss = _distill_loss(teacher, model.head, crit, data, augment, cfg.mode, device)
+        history = fit(model, opt, batch_loss, len(train), cfg.batch_size, cfg.epochs, seed=seed, stage=name,
+                      rng_stream=31, ckpt_dir=Path(run_dir) / name if run_dir else None,
+                      config={"stage": name, "stream": stream, "seed": seed, "distill": asdict(cfg),
+                              "student": model.encoder.config},
+                      resume=resume, logger=default_logger(run_dir, logger), console=console, progress=progress,
+                      max_epochs=max_epochs, device=device)
     finally:
         if was_training is not None:
             teacher.train(was_training)
-    model.eval()
-    model.history = history
-    result = evaluate(model, test, stream, name=name, device=device).to_probe_result(name)
-    return model, result
+    model.eval().history = history
+    return model, evaluate(model, test, stream, name=name, device=device).to_probe_result(name)
+
+
+def _student(teacher: Callable, skeleton, data: Tensor, cfg: DistillConfig,
+             device: torch.device) -> Tuple[EncoderClassifier, nn.Module]:
+    """The student classifier (its head sized from the teacher's outputs on two clips) and the
+    distillation criterion of ``cfg.mode``."""
+    probe_logits, probe_feats = _teacher_outputs(teacher, data[:2], cfg.mode, device)
+    student = create_backbone("stgcn-student", skeleton, data.shape[1], **cfg.student_cfg)
+    if cfg.mode == "logits":
+        head: nn.Module = LinearClassifier(student.out_dim, probe_logits.shape[1])
+        crit: nn.Module = DistillationKL(cfg.tau)
+    else:
+        head = ProjectedHead(nn.Linear(student.out_dim, probe_feats.shape[1]), copy.deepcopy(teacher.head))
+        crit = CosineFeatureLoss()
+    return EncoderClassifier(student, head).to(device), crit
+
+
+def _distill_loss(teacher: Callable, head: nn.Module, crit: nn.Module, data: Tensor, augment: Optional[Augment],
+                  mode: str, device: torch.device) -> BatchLoss:
+    """The engine's batch loss: the student against the teacher's outputs, computed once for the
+    whole training set without augmentation, else per (augmented) batch."""
+    cached_logits, cached_feats = (None, None) if augment is not None else _teacher_outputs(teacher, data, mode, device)
+
+    def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
+        x = batch_clips(data, batch, augment, g, device)
+        if augment is not None:
+            t_logits, t_feats = _teacher_outputs(teacher, x, mode, device)
+        else:
+            i = batch.idx.to(cached_logits.device)
+            t_logits = cached_logits[i]
+            t_feats = cached_feats[i] if cached_feats is not None else None
+        if mode == "logits":
+            s_logits = net(x)
+            loss = crit(s_logits, t_logits)
+        else:
+            # the student's features go through ``net`` (DDP); the projection is used outside its
+            # forward, which DDP allows because it receives a gradient in every step
+            z = head.proj(net(x, features=True))
+            loss = crit(z, t_feats)
+            with torch.no_grad():
+                s_logits = head.teacher_head(z)
+        agree = (s_logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
+        return loss, {"agreement": 100.0 * agree}
+    return batch_loss
 
 
 def _sweep_row(student: EncoderClassifier, result: ProbeResult, **keys) -> Dict[str, Any]:
@@ -190,7 +200,8 @@ def _sweep_row(student: EncoderClassifier, result: ProbeResult, **keys) -> Dict[
 
 def tau_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: SkeletonArrays,
               cfg: DistillConfig, taus: Sequence[float] = DEFAULT_TAUS, stream: str = "joint", seed: int = 0,
-              run_dir: Optional[PathLike] = None, device: Device = None) -> List[Dict[str, Any]]:
+              run_dir: Optional[PathLike] = None, device: Device = None,
+              logger: Optional[Logger] = None) -> List[Dict[str, Any]]:
     """Temperature sensitivity (Fig. 4, left): one logit distillation per :math:`\\tau`, same
     student (``cfg.student_cfg``, the paper keeps 5 layers) and seed.
 
@@ -202,14 +213,16 @@ def tau_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: 
     for tau in taus:
         c = copy.deepcopy(cfg)
         c.tau = float(tau)
-        student, res = distill(teacher, train, test, c, stream, seed, run_dir, name=f"tau-{tau:g}", device=device)
+        student, res = distill(teacher, train, test, c, stream, seed, run_dir, name=f"tau-{tau:g}", device=device,
+                               logger=logger)
         rows.append(_sweep_row(student, res, tau=float(tau)))
     return rows
 
 
 def depth_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test: SkeletonArrays,
                 cfg: DistillConfig, depths: Sequence[int] = DEFAULT_DEPTHS, stream: str = "joint",
-                seed: int = 0, run_dir: Optional[PathLike] = None, device: Device = None) -> List[Dict[str, Any]]:
+                seed: int = 0, run_dir: Optional[PathLike] = None, device: Device = None,
+                logger: Optional[Logger] = None) -> List[Dict[str, Any]]:
     """Compression sensitivity (Fig. 4, right): one distillation per student depth
     (``num_layers``; widths and strides from :func:`asma.models.student.student_plan`), fixed
     :math:`\\tau`.
@@ -225,10 +238,10 @@ def depth_sweep(teacher: Callable[[Tensor], Tensor], train: SkeletonArrays, test
         c = copy.deepcopy(cfg)
         c.student_cfg = {**cfg.student_cfg, "num_layers": int(depth)}
         student, res = distill(teacher, train, test, c, stream, seed, run_dir, name=f"layers-{int(depth)}",
-                               device=device)
+                               device=device, logger=logger)
         rows.append(_sweep_row(student, res, layers=int(depth)))
     return rows
 
 
-__all__ = ["DistillConfig", "distill", "tau_sweep", "depth_sweep", "DEFAULT_TAUS",
+__all__ = ["distill", "tau_sweep", "depth_sweep", "DEFAULT_TAUS",
            "DEFAULT_DEPTHS"]

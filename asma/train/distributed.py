@@ -4,22 +4,22 @@ per-rank batch sharding, DDP wrapping and teardown.
 Design (how a distributed run reproduces a single-process one):
 
 - every rank draws the **same** global batch order (``epoch_generator(seed, epoch)`` is
-  rank-independent) and takes its contiguous slice with :func:`shard_indices`, so the global
+  rank-independent) and takes its contiguous part with :func:`split_batch`, so the global
   batch of ``W`` ranks x ``B`` clips is exactly the single-process batch of ``W*B`` clips, in order;
 - :class:`~asma.losses.BarlowTwinsLoss` all-gathers the projections with gradients, so every rank
   computes the loss of the global batch, and DDP's gradient averaging then yields the gradient of
   the single-process loss (checked in ``tests/train/test_distributed.py``);
 - per-sample random draws (augmentations, masks) taken from the shared generator must be drawn
-  for the **global** batch and then sliced with the same :func:`shard_indices`, otherwise each
+  for the **global** batch and then cut with the same :func:`split_batch`, otherwise each
   rank's draws differ from the single-process ones (still a valid run, but not the same one);
 - BatchNorm in train mode normalises with **per-rank** statistics unless it is synchronised:
   :func:`wrap_ddp` converts it to ``SyncBatchNorm`` on GPUs (``sync_bn=True``); PyTorch's
   ``SyncBatchNorm`` does not run on CPU tensors, so CPU/gloo runs keep per-rank BatchNorm
   (statistics over ``B`` instead of ``W*B`` clips; the usual practice of the SSL lineage).
 
-Supervised and distillation loops (:func:`~asma.train.finetune.fit_epochs`) keep the last partial
-batch, so their global batches are split with :func:`split_batch` (``torch.tensor_split``: uneven
-parts allowed) and each rank's mean loss is scaled by ``b_rank * W / b_global``: DDP's average of
+The training engine (:func:`~asma.train.loop.fit`) keeps the last partial batch of the
+supervised and distillation stages, so their global batches may split unevenly (``torch.tensor_split``
+parts) and each rank's mean loss is scaled by ``b_rank * W / b_global``: DDP's average of
 the scaled gradients is then exactly the gradient of the global-batch mean loss (without
 train-mode BatchNorm; dropout masks are drawn per rank). A global batch with fewer clips than
 ranks (only the last one can be) is dropped and counted in the epoch record (``"dropped"``).
@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional
 
 import torch
 import torch.distributed as dist
@@ -155,42 +155,6 @@ def split_batch(n: int, world: int) -> List[slice]:
     return [slice(bounds[r], bounds[r + 1]) for r in range(world)]
 
 
-def shard_indices(order: Union[Tensor, Sequence[int]], rank: int, world: int) -> Tensor:
-    """This rank's contiguous slice of a global batch.
-
-    Ranks ``0..W-1`` get consecutive equal chunks, so concatenating the per-rank batches in rank
-    order (what the all-gather of the loss does) restores the global batch. The length must be
-    divisible by ``world``: a global batch that cannot be split evenly would change the effective
-    batch (use a batch size that is a multiple of the world size).
-
-    To reproduce a single-process run exactly, shard **each global batch**: with the epoch order
-    ``order = torch.randperm(N, generator=epoch_generator(seed, epoch))`` (identical on every
-    rank) and global batch size ``G = W * B``, step ``s`` uses
-    ``shard_indices(order[s * G:(s + 1) * G], rank, W)``. Sharding the whole epoch order at once
-    also gives disjoint per-rank data, but different global batches.
-
-    Shapes:
-        - **order**: :math:`(W \\cdot B,)` -> **output**: :math:`(B,)`
-    """
-    order = torch.as_tensor(order)
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"invalid shard: rank {rank} of world size {world}")
-    n = order.shape[0]
-    if n % world:
-        raise ValueError(f"{n} indices cannot be split evenly over {world} processes; use a (global) "
-                         f"batch size that is a multiple of the world size")
-    b = n // world
-    return order[rank * b:(rank + 1) * b]
-
-
-def per_rank_batch_size(global_batch_size: int, world: Optional[int] = None) -> int:
-    """The per-process batch of a global batch size (which must divide evenly)."""
-    world = world_size() if world is None else world
-    if global_batch_size % world:
-        raise ValueError(f"batch size {global_batch_size} is not a multiple of the world size {world}")
-    return global_batch_size // world
-
-
 def wrap_ddp(model: nn.Module, sync_bn: bool = True, **ddp_kwargs) -> nn.Module:
     """Wrap ``model`` in ``DistributedDataParallel`` (identity when not distributed).
 
@@ -212,26 +176,10 @@ def wrap_ddp(model: nn.Module, sync_bn: bool = True, **ddp_kwargs) -> nn.Module:
     return DDP(model, **ddp_kwargs)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (or ``model`` itself)."""
-    return model.module if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def barrier() -> None:
     """Wait for every process (no-op when not distributed)."""
     if is_distributed():
         dist.barrier()
-
-
-def all_reduce_mean(value: Union[Tensor, float]) -> float:
-    """Mean of a scalar over processes (for logging; no-op when not distributed)."""
-    t = torch.as_tensor(value, dtype=torch.float64).detach().clone()
-    if is_distributed():
-        if dist.get_backend() == "nccl":
-            t = t.cuda()
-        dist.all_reduce(t)
-        t /= dist.get_world_size()
-    return float(t)
 
 
 def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
@@ -262,6 +210,5 @@ def cleanup() -> None:
 
 
 __all__ = ["DistInfo", "is_distributed", "rank", "world_size", "local_rank", "default_backend",
-           "init_distributed", "backend_for", "init_for_device", "split_batch", "shard_indices",
-           "per_rank_batch_size", "wrap_ddp", "unwrap", "barrier", "broadcast_buffers", "all_reduce_mean",
-           "all_reduce_sum", "cleanup"]
+           "init_distributed", "backend_for", "init_for_device", "split_batch",
+           "wrap_ddp", "barrier", "broadcast_buffers", "all_reduce_sum", "cleanup"]

@@ -1,14 +1,9 @@
-"""Shared training plumbing: seeding, device choice, learning-rate schedule, progress display,
-metrics log."""
+"""Shared training plumbing: seeding, device choice, progress display."""
 from __future__ import annotations
 
-import json
-import math
 import os
-import time
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import torch
 from torch import nn
@@ -106,42 +101,14 @@ def device_for(module: Any, device: Device = None) -> torch.device:
     return resolve_device(device) if device is not None else module_device(module)
 
 
-def warmup_cosine(step: int, total: int, warmup: int, base_lr: float) -> float:
-    """Linear warm-up over ``warmup`` steps (from ``base_lr / warmup``), then cosine decay to 0."""
-    if warmup > 0 and step < warmup:
-        return base_lr * (step + 1) / warmup
-    span = max(1, total - warmup)
-    t = min(1.0, (step - warmup) / span)
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * t))
-
-
-def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for g in opt.param_groups:
-        g["lr"] = lr
-
-
 def is_main_process() -> bool:
     import torch.distributed as dist
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl`` (rank 0 only)."""
-
-    def __init__(self, path: Optional[Path]):
-        self.path = Path(path) if path else None
-
-    def write(self, record: Dict[str, Any]) -> None:
-        if self.path is None or not is_main_process():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-
 def make_progress(console: Optional[Console] = None, enabled: bool = True) -> Progress:
+    """A rich progress bar with ``loss`` and ``rate`` fields (pass them to ``add_task``), shown on
+    rank 0 only."""
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} samples/s"),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),

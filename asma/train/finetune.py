@@ -25,7 +25,8 @@ from .config import FinetuneConfig, ProbeConfig
 from .optim import adam
 from .engine import Device, device_for
 from .evaluate import evaluate, evaluate_logits
-from .loop import BatchIndex, BatchLoss, _metrics_log, batch_clips, fit_epochs  # noqa: F401  (also importable from here)
+from .loggers import Logger, default_logger
+from .loop import BatchIndex, batch_clips, fit
 from .probe import ProbeResult, extract_tokens, train_head
 
 PathLike = Union[str, Path]
@@ -52,7 +53,8 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
              stream: str = "joint", seed: int = 0, run_dir: Optional[PathLike] = None,
              resume: bool = False, *, name: str = "finetune", augment_cfg: Optional[AugmentConfig] = None,
              console: Optional[Console] = None, progress: bool = False,
-             max_epochs: Optional[int] = None, device: Device = None) -> Tuple[EncoderClassifier, ProbeResult]:
+             max_epochs: Optional[int] = None, device: Device = None,
+             logger: Optional[Logger] = None) -> Tuple[EncoderClassifier, ProbeResult]:
     """Fine-tune a (pretrained) encoder end-to-end with a linear head on the labelled ``train``
     set (cross-entropy, Adam, cosine; paper: 150 epochs, lr 5e-3) and report the last epoch's
     test top-1/top-5 (no best-on-test selection).
@@ -61,7 +63,7 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
     dropout and BatchNorm active). Checkpoints go to ``run_dir/<name>/epoch-XXXX`` after every
     epoch and records to ``run_dir/metrics.jsonl`` (``stage=name``); ``resume=True`` continues
     from the latest checkpoint with the same losses as an uninterrupted run. Under ``torchrun``
-    the processes share each global batch of ``cfg.batch_size`` clips (:func:`fit_epochs`).
+    the processes share each global batch of ``cfg.batch_size`` clips (:func:`~asma.train.loop.fit`).
 
     Args:
         encoder: a backbone (or an :class:`EncoderClassifier`, whose encoder is used).
@@ -98,13 +100,13 @@ def finetune(encoder: nn.Module, train: SkeletonArrays, test: SkeletonArrays, cf
         loss = crit(logits, y)
         return loss, {"train_acc": 100.0 * (logits.argmax(1) == y).float().mean().item()}
 
-    history = fit_epochs(model, opt, batch_loss, len(train), cfg.batch_size, cfg.epochs, cfg.lr, seed=seed,
-                         warmup_epochs=cfg.warmup_epochs, stage=name, rng_stream=23,
-                         ckpt_dir=Path(run_dir) / name if run_dir else None,
-                         config={"stage": name, "stream": stream, "seed": seed, "finetune": asdict(cfg),
-                                 "backbone": enc.config},
-                         resume=resume, log=_metrics_log(run_dir), console=console, progress=progress,
-                         max_epochs=max_epochs, device=device)
+    history = fit(model, opt, batch_loss, len(train), cfg.batch_size, cfg.epochs, seed=seed,
+                  warmup_epochs=cfg.warmup_epochs, stage=name, rng_stream=23,
+                  ckpt_dir=Path(run_dir) / name if run_dir else None,
+                  config={"stage": name, "stream": stream, "seed": seed, "finetune": asdict(cfg),
+                          "backbone": enc.config},
+                  resume=resume, logger=default_logger(run_dir, logger), console=console, progress=progress,
+                  max_epochs=max_epochs, device=device)
     model.eval()
     model.history = history
     result = evaluate(model, test, stream, name=name, device=device).to_probe_result(name)
@@ -155,14 +157,15 @@ def finetune_aligned(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonAr
                      cfg: FinetuneConfig, stream: str = "joint", seed: int = 0,
                      run_dir: Optional[PathLike] = None, resume: bool = False, *,
                      name: str = "finetune-aligned", console: Optional[Console] = None,
-                     progress: bool = False, max_epochs: Optional[int] = None, device: Device = None
+                     progress: bool = False, max_epochs: Optional[int] = None, device: Device = None,
+                     logger: Optional[Logger] = None
                      ) -> Tuple[AlignedClassifier, ProbeResult]:
     """Combined fine-tuning (paper §4): the :class:`FeatureAlignment` module trained on top of
     the two **fine-tuned, frozen** encoders (paper: 50 epochs, lr 1e-4; ``cfg.align_epochs``,
     ``cfg.align_lr``), cross-entropy, Adam, cosine. Tokens are extracted once in eval mode and
     standardised with the training set's statistics, as in linear evaluation. Checkpoints of the
     alignment module go to ``run_dir/<name>/``; ``resume=True`` reproduces the losses. Under
-    ``torchrun`` the processes share each global batch (:func:`fit_epochs`); with no BatchNorm or
+    ``torchrun`` the processes share each global batch (:func:`~asma.train.loop.fit`); with no BatchNorm or
     dropout in the alignment module, ``W`` processes train the single-process weights (up to
     float32 round-off).
 
@@ -198,12 +201,12 @@ def finetune_aligned(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonAr
         y = labels[i].to(device, non_blocking=True)
         return crit(logits, y), {"train_acc": 100.0 * (logits.argmax(1) == y).float().mean().item()}
 
-    history = fit_epochs(align, opt, batch_loss, len(train), cfg.batch_size, cfg.align_epochs, cfg.align_lr,
-                         seed=seed, stage=name, rng_stream=29,
-                         ckpt_dir=Path(run_dir) / name if run_dir else None,
-                         config={"stage": name, "stream": stream, "seed": seed, "finetune": asdict(cfg)},
-                         resume=resume, log=_metrics_log(run_dir), console=console, progress=progress,
-                         max_epochs=max_epochs, device=device)
+    history = fit(align, opt, batch_loss, len(train), cfg.batch_size, cfg.align_epochs,
+                  seed=seed, stage=name, rng_stream=29,
+                  ckpt_dir=Path(run_dir) / name if run_dir else None,
+                  config={"stage": name, "stream": stream, "seed": seed, "finetune": asdict(cfg)},
+                  resume=resume, logger=default_logger(run_dir, logger), console=console, progress=progress,
+                  max_epochs=max_epochs, device=device)
     align.eval()
     with torch.no_grad():
         logits = torch.cat([align(te_t[i:i + 512].to(device), te_p[i:i + 512].to(device)).cpu()
@@ -214,6 +217,4 @@ def finetune_aligned(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonAr
     return model, result
 
 
-__all__ = ["FinetuneConfig", "stream_tensor",
-           "BatchIndex", "BatchLoss", "batch_clips", "fit_epochs", "finetune", "fit_aligned_probe",
-           "finetune_aligned"]
+__all__ = ["stream_tensor", "finetune", "fit_aligned_probe", "finetune_aligned"]

@@ -1,10 +1,12 @@
-"""The shared epoch loop of the supervised and distillation stages (fine-tuning, aligned
-fine-tuning, distillation): shuffled global batches split over DDP ranks, warm-up + cosine
-schedule, per-epoch atomic checkpoints and metrics, exact resumption."""
+"""The one training engine (:func:`fit`) of pretraining, linear probes, fine-tuning, aligned
+fine-tuning and distillation: shuffled global batches split over DDP ranks, torch's warm-up +
+cosine schedule, per-epoch atomic checkpoints, metrics through a :class:`~asma.train.loggers.Logger`,
+rich progress, exact resumption."""
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
@@ -13,14 +15,17 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from ..io import latest_checkpoint, load_checkpoint, save_checkpoint
+from .allocator import tune_allocator
 from .distributed import all_reduce_sum, broadcast_buffers, init_for_device, split_batch, wrap_ddp
-from .engine import Device, MetricsLog, device_for, epoch_generator, make_progress, set_lr, warmup_cosine
+from .engine import Device, device_for, epoch_generator, make_progress
+from .loggers import Logger
+from .optim import warmup_cosine
 
 PathLike = Union[str, Path]
 
 
 class BatchIndex(NamedTuple):
-    """The clips of one optimisation step, as :func:`fit_epochs` hands them to a
+    """The clips of one optimisation step, as :func:`fit` hands them to a
     :data:`BatchLoss`.
 
     Attributes:
@@ -44,32 +49,82 @@ class BatchIndex(NamedTuple):
 BatchLoss = Callable[[nn.Module, BatchIndex, torch.Generator], Tuple[Tensor, Dict[str, float]]]
 
 
-def fit_epochs(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLoss, n: int,
-               batch_size: int, epochs: int, lr: float, *, seed: int = 0, warmup_epochs: int = 0,
-               stage: str = "train", rng_stream: int = 0, ckpt_dir: Optional[PathLike] = None,
-               config: Optional[Mapping[str, Any]] = None, resume: bool = False,
-               log: Optional[MetricsLog] = None, console: Optional[Console] = None,
-               progress: bool = False, max_epochs: Optional[int] = None,
-               device: Device = None) -> List[Dict[str, Any]]:
-    """The shared supervised/distillation loop: shuffled mini-batches (the last partial batch
-    is kept), Adam-style ``optimizer``, per-step linear warm-up + cosine decay to 0, a checkpoint
-    of ``module`` and ``optimizer`` after every epoch (``ckpt_dir/epoch-XXXX``, atomic) and one
-    ``metrics.jsonl`` record per epoch.
+class _Plan(NamedTuple):
+    batch_size: int
+    steps: int  # optimisation steps per epoch
+    dropped: int  # clips of a tail batch dropped (too few for the processes, or drop_last)
+    world: int
+    rank: int
+    is_main: bool
+
+
+def _plan(n: int, batch_size: int, epochs: int, stage: str, drop_last: bool, distributed: bool,
+          device: torch.device) -> _Plan:
+    if n < 1:
+        raise ValueError(f"{stage}: no training samples")
+    if epochs < 1:
+        raise ValueError(f"{stage}: epochs must be >= 1, got {epochs}")
+    dinfo = init_for_device(device) if distributed else None
+    world, rank = (dinfo.world_size, dinfo.rank) if dinfo else (1, 0)
+    bs = max(1, min(batch_size, n))
+    if bs < world:
+        raise ValueError(f"{stage}: a batch of {bs} clips cannot give each of the {world} processes a clip; "
+                         f"use a batch size (and a training set) of at least {world}")
+    steps = -(-n // bs)
+    tail = n - (steps - 1) * bs
+    dropped = tail if (tail < world or (drop_last and tail < bs)) else 0  # an empty or short tail batch
+    return _Plan(bs, steps - (1 if dropped else 0), dropped, world, rank, dinfo.is_main if dinfo else True)
+
+
+def _resume(module: nn.Module, optimizer: torch.optim.Optimizer, ckpt_dir: Optional[Path], stage: str) -> int:
+    """Load the latest checkpoint of ``ckpt_dir``; the epoch to continue at."""
+    last = latest_checkpoint(ckpt_dir) if ckpt_dir is not None else None
+    if last is None:
+        raise ValueError(f"--resume: no {stage} checkpoint in {ckpt_dir}")
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    state = load_checkpoint(last, module, optimizer)
+    for g, lr in zip(optimizer.param_groups, base_lrs):  # the schedule restarts from the base lr ...
+        g["lr"] = lr
+    return int(state["epoch"]) + 1
+
+
+def _schedule(optimizer: torch.optim.Optimizer, plan: _Plan, epochs: int, warmup_epochs: int, start: int):
+    sched = warmup_cosine(optimizer, plan.steps * epochs, plan.steps * warmup_epochs)
+    with warnings.catch_warnings():  # ... and is replayed to the resumed step (bit-exact)
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+        for _ in range(start * plan.steps):
+            sched.step()
+    return sched
+
+
+def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLoss, n: int, batch_size: int,
+        epochs: int, *, warmup_epochs: int = 0, drop_last: bool = False, distributed: bool = True,
+        seed: int = 0, stage: str = "train", rng_stream: int = 0, ckpt_dir: Optional[PathLike] = None,
+        config: Optional[Mapping[str, Any]] = None, resume: bool = False, logger: Optional[Logger] = None,
+        console: Optional[Console] = None, progress: bool = False, max_epochs: Optional[int] = None,
+        device: Device = None) -> List[Dict[str, Any]]:
+    """The training engine of every stage (pretraining, probes, fine-tuning, aligned fine-tuning,
+    distillation): shuffled mini-batches, ``optimizer`` driven per step by
+    :func:`~asma.train.optim.warmup_cosine` (linear warm-up over ``warmup_epochs``, cosine decay to
+    0; the base lr is the optimizer's), a checkpoint of ``module`` and ``optimizer`` after every
+    epoch (``ckpt_dir/epoch-XXXX``, atomic), one record per epoch to ``logger`` and a rich progress
+    bar. The last partial batch is kept unless ``drop_last``.
 
     Exact resumption: the batch order and every draw inside ``batch_loss`` come from
-    ``epoch_generator(seed, epoch, rng_stream)`` and the global torch RNG (dropout) is re-seeded
-    from ``(seed, epoch)`` at the start of each epoch, so ``resume=True`` continues from the
-    latest checkpoint and reproduces the losses of an uninterrupted run.
+    ``epoch_generator(seed, epoch, rng_stream)``, the global torch RNG (dropout) is re-seeded
+    from ``(seed, epoch)`` at the start of each epoch and the schedule is replayed to the resumed
+    step, so ``resume=True`` continues from the latest checkpoint and reproduces the losses of an
+    uninterrupted run; ``logger.resume`` drops what an interrupted epoch had logged.
 
-    Under ``torchrun --nproc_per_node W`` (see :mod:`asma.train.distributed`) ``batch_size`` is
-    the **global** batch: every rank draws the same batch order, takes its part of each global
-    batch (``torch.tensor_split``, uneven parts allowed), its mean loss is scaled by
+    Under ``torchrun --nproc_per_node W`` (see :mod:`asma.train.distributed`; ``distributed=False``
+    trains the same model in every process instead) ``batch_size`` is the **global** batch:
+    every rank draws the same batch order, takes its part of each global batch
+    (``torch.tensor_split``, uneven parts allowed), its mean loss is scaled by
     ``b_rank * W / b_global`` and DDP averages the gradients, which gives exactly the gradient of
     the global-batch mean loss (exact for models without train-mode BatchNorm or dropout). A
     last batch with fewer clips than processes is dropped; the records then have
     ``"dropped": <clips>``. Recorded metrics are global (summed over ranks before logging);
-    only rank 0 writes checkpoints and ``metrics.jsonl``; every rank resumes from the same
-    checkpoint.
+    only rank 0 writes checkpoints and logs; every rank resumes from the same checkpoint.
 
     Args:
         module: what is trained and checkpointed (put in train mode every epoch; moved to
@@ -82,80 +137,77 @@ def fit_epochs(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: 
             :func:`~asma.train.engine.resolve_device`.
 
     Returns:
-        One record per epoch run: ``stage``, ``epoch``, ``lr``, ``loss``, the metrics (averaged
-        over samples) and ``samples_per_s`` (and ``dropped`` when a tail batch was dropped).
+        One record per epoch run: ``stage``, ``epoch``, ``lr`` (of the epoch's last step),
+        ``loss``, the metrics (averaged over samples) and ``samples_per_s`` (and ``dropped``).
+
+    Raises:
+        FloatingPointError: when the loss is not finite (names the stage, epoch and step).
     """
-    if n < 1:
-        raise ValueError(f"{stage}: no training samples")
-    if epochs < 1:
-        raise ValueError(f"{stage}: epochs must be >= 1, got {epochs}")
+    tune_allocator()
     device = device_for(module, device)
-    dinfo = init_for_device(device)
-    world, rank = dinfo.world_size, dinfo.rank
-    bs = max(1, min(batch_size, n))
-    if bs < world:
-        raise ValueError(f"{stage}: a batch of {bs} clips cannot give each of the {world} processes a clip; "
-                         f"use a batch size (and a training set) of at least {world}")
-    steps = -(-n // bs)
-    tail = n - (steps - 1) * bs
-    dropped = tail if tail < world else 0  # a rank would get an empty batch: drop that tail batch
-    steps -= 1 if dropped else 0
-    total, warm = steps * epochs, steps * warmup_epochs
+    plan = _plan(n, batch_size, epochs, stage, drop_last, distributed, device)
     ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
-    log = log or MetricsLog(None)
+    logger = logger or Logger()
     module.to(device)  # before the optimizer state is loaded: it follows its parameters' device
-    start = 0
+    start = _resume(module, optimizer, ckpt_dir, stage) if resume else 0
     if resume:
-        last = latest_checkpoint(ckpt_dir) if ckpt_dir is not None else None
-        if last is None:
-            raise ValueError(f"--resume: no {stage} checkpoint in {ckpt_dir}")
-        state = load_checkpoint(last, module, optimizer)
-        start = int(state["epoch"]) + 1
+        logger.resume(stage, start)
+    sched = _schedule(optimizer, plan, epochs, warmup_epochs, start)
     end = epochs if max_epochs is None else min(epochs, max_epochs)
-    net = wrap_ddp(module) if world > 1 else module
+    net = wrap_ddp(module) if plan.world > 1 else module
     history: List[Dict[str, Any]] = []
     with make_progress(console, progress) as bar:
-        task = bar.add_task(stage, total=max(0, end - start) * steps, loss="-", rate="-")
+        task = bar.add_task(stage, total=max(0, end - start) * plan.steps, loss="-", rate="-")
         for epoch in range(start, end):
-            module.train()
-            g = epoch_generator(seed, epoch, rng_stream)
-            torch.manual_seed(seed * 100_003 + epoch)  # dropout draws
-            order = torch.randperm(n, generator=g)
-            t0, seen, sums = time.perf_counter(), 0, {}
-            for s in range(steps):
-                set_lr(optimizer, warmup_cosine(epoch * steps + s, total, warm, lr))
-                gidx = order[s * bs:(s + 1) * bs]
-                part = split_batch(gidx.shape[0], world)[rank]
-                loss, metrics = batch_loss(net, BatchIndex(gidx[part], gidx, part), g)
-                b = part.stop - part.start
-                # per-rank sums -> global sums (one small all-reduce per step; identity in one process)
-                step_sums = all_reduce_sum(torch.tensor([b, loss.item() * b, *(float(v) * b for v in metrics.values())],
-                                                        dtype=torch.float64)).tolist()
-                if not math.isfinite(step_sums[1]):  # every rank sees the global value: all stop together
-                    raise FloatingPointError(f"{stage} loss became {step_sums[1] / step_sums[0]} at epoch {epoch}, "
-                                             f"step {s}; lower the learning rate")
-                optimizer.zero_grad(set_to_none=True)
-                # DDP averages gradients over ranks: this scaling makes the average the gradient of the
-                # global-batch mean loss when the parts are uneven
-                (loss * (b * world / gidx.shape[0]) if world > 1 else loss).backward()
-                optimizer.step()
-                seen += int(step_sums[0])
-                for k, v in zip(["loss", *metrics], step_sums[1:]):
-                    sums[k] = sums.get(k, 0.0) + v
-                bar.update(task, advance=1, loss=f"{step_sums[1] / step_sums[0]:.3f}",
-                           rate=f"{seen / (time.perf_counter() - t0):.0f}")
-            record = {"stage": stage, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                      **{k: v / seen for k, v in sums.items()},
-                      "samples_per_s": round(seen / (time.perf_counter() - t0), 2)}
-            if dropped:
-                record["dropped"] = dropped
+            record = _epoch(net, module, optimizer, sched, batch_loss, n, plan, epoch, seed, stage, rng_stream,
+                            lambda loss, rate: bar.update(task, advance=1, loss=f"{loss:.3f}", rate=f"{rate:.0f}"))
             history.append(record)
-            log.write(record)
-            if ckpt_dir is not None and dinfo.is_main:
+            logger.log(record)
+            if ckpt_dir is not None and plan.is_main:
                 save_checkpoint(ckpt_dir, f"epoch-{epoch:04d}", module, dict(config or {}), record, optimizer)
     del net  # drop the DDP wrapper (and its gradient hooks) once training is over
-    broadcast_buffers(module)  # every rank returns rank 0's model (BatchNorm statistics are per rank)
+    if plan.world > 1:
+        broadcast_buffers(module)  # every rank returns rank 0's model (BatchNorm statistics are per rank)
     return history
+
+
+def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, sched, batch_loss: BatchLoss,
+           n: int, plan: _Plan, epoch: int, seed: int, stage: str, rng_stream: int,
+           tick: Callable[[float, float], None]) -> Dict[str, Any]:
+    """One epoch of :func:`fit`; its record."""
+    module.train()
+    g = epoch_generator(seed, epoch, rng_stream)
+    torch.manual_seed(seed * 100_003 + epoch)  # dropout draws
+    order = torch.randperm(n, generator=g)
+    bs, world = plan.batch_size, plan.world
+    t0, seen, sums, lr = time.perf_counter(), 0, {}, optimizer.param_groups[0]["lr"]
+    for s in range(plan.steps):
+        lr = optimizer.param_groups[0]["lr"]
+        gidx = order[s * bs:(s + 1) * bs]
+        part = split_batch(gidx.shape[0], world)[plan.rank]
+        loss, metrics = batch_loss(net, BatchIndex(gidx[part], gidx, part), g)
+        b = part.stop - part.start
+        # per-rank sums -> global sums (one small all-reduce per step; identity in one process)
+        step_sums = torch.tensor([b, loss.item() * b, *(float(v) * b for v in metrics.values())], dtype=torch.float64)
+        step_sums = (all_reduce_sum(step_sums) if world > 1 else step_sums).tolist()
+        if not math.isfinite(step_sums[1]):  # every rank sees the global value: all stop together
+            raise FloatingPointError(f"{stage} loss became {step_sums[1] / step_sums[0]} at epoch {epoch}, "
+                                     f"step {s}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        # DDP averages gradients over ranks: this scaling makes the average the gradient of the
+        # global-batch mean loss when the parts are uneven
+        (loss * (b * world / gidx.shape[0]) if world > 1 else loss).backward()
+        optimizer.step()
+        sched.step()
+        seen += int(step_sums[0])
+        for k, v in zip(["loss", *metrics], step_sums[1:]):
+            sums[k] = sums.get(k, 0.0) + v
+        tick(step_sums[1] / step_sums[0], seen / (time.perf_counter() - t0))
+    record = {"stage": stage, "epoch": epoch, "lr": lr, **{k: v / seen for k, v in sums.items()},
+              "samples_per_s": round(seen / (time.perf_counter() - t0), 2)}
+    if plan.dropped:
+        record["dropped"] = plan.dropped
+    return record
 
 
 def batch_clips(data: Tensor, batch: BatchIndex, augment: Optional[Callable[[Tensor, torch.Generator], Tensor]],
@@ -171,8 +223,4 @@ def batch_clips(data: Tensor, batch: BatchIndex, augment: Optional[Callable[[Ten
     return x.to(device, non_blocking=True)
 
 
-def _metrics_log(run_dir: Optional[PathLike]) -> MetricsLog:
-    return MetricsLog(Path(run_dir) / "metrics.jsonl" if run_dir else None)
-
-
-__all__ = ["BatchIndex", "BatchLoss", "fit_epochs", "batch_clips"]
+__all__ = ["BatchIndex", "BatchLoss", "fit", "batch_clips"]

@@ -1,5 +1,5 @@
-"""The stages of a run directory and ``asma train``'s orchestration of them (the run
-directory's data, status and rows: :mod:`asma.train.rundir`):
+"""``asma train``'s orchestration of a run directory's stages (the stages themselves:
+:mod:`asma.train.downstream`; the run directory's data, status and rows: :mod:`asma.train.rundir`):
 pretrain -> linear evaluation -> fine-tuning -> distillation, each resumable, optionally on a
 second (downstream) dataset and for several input streams fused into one ensemble.
 
@@ -7,7 +7,7 @@ Run directory layout (every file written atomically, by rank 0 only)::
 
     config.json            the resolved TrainConfig
     status.json            which stages finished ({"pretrain": {...}, "linear": {...}})
-    metrics.jsonl          one record per epoch of every stage
+    metrics.jsonl          one record per epoch of every stage (also metrics.csv, tensorboard/)
     pretrain/epoch-XXXX/   pretraining checkpoints;  encoders/<name>/  the pretrained encoders
     linear/                results.json, logits.safetensors (test logits of every row)
     finetune/              <name>/epoch-XXXX, finetune-aligned/epoch-XXXX, aligned.safetensors,
@@ -17,185 +17,78 @@ Run directory layout (every file written atomically, by rank 0 only)::
 
 Resumption: a stage recorded in ``status.json`` is not run again (its rows are read back); a
 stage that was interrupted continues from its latest checkpoint and reproduces the numbers of an
-uninterrupted run (the epoch loops replay their random draws from ``(seed, epoch)``).
+uninterrupted run (the training engine replays its random draws from ``(seed, epoch)``).
+Nothing is written before the configuration, the device and the data have been checked.
 """
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from rich.console import Console
 
+from ..data.arrays import SkeletonArrays
 from ..data.catalog import load_dataset
 from ..data.streams import STREAMS
-from ..graph import skeleton_from_dict
-from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_weights
-from ..models.alignment import AlignedClassifier, FeatureAlignment
-from ..models.classifiers import EncoderClassifier
-from ..models.heads import LinearClassifier
-from ..models.registry import Backbone, count_flops, create_backbone
-from .config import STAGES, DistillConfig, FinetuneConfig, TrainConfig
+from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_tensors
+from .config import STAGES, TrainConfig
 from .distributed import barrier
+from .downstream import DISTILL_DIRS, distill_stage, finetune_stage, linear_stage, write_summary
 from .engine import is_main_process, resolve_device, seed_everything, torch_threads
-from .loggers import Logger, make_logger
-from .evaluate import evaluate, evaluate_logits, fuse_streams
-from .probe import ProbeResult, linear_evaluation
-from .rundir import (RunContext, _resumable, check_transfer, downstream_data, load_encoders, load_rows,
-                     load_weights, mark_done, open_run, read_config, read_status, save_rows)
-
-#: Output folder of the distillation stage per teacher (Table 5: student of the linear-probed
-#: vs the fine-tuned teacher).
-DISTILL_DIRS = {"linear": "distill", "finetune": "distill-ft"}
+from .evaluate import evaluate_logits, fuse_streams
+from .loggers import make_logger
+from .pretrain import pretrain
+from .probe import ProbeResult
+from .rundir import (RunContext, _resumable, check_transfer, downstream_data, load_encoders, load_rows, mark_done,
+                     read_status, record_encoder_hashes)
+from .validation import check_config
 
 
-# ----------------------------------------------------------------------------- stages
+@dataclass
+class RunResult:
+    """What :func:`run_pipeline` returns: the run directory, every stage's rows, the
+    pretraining records and the wall-clock seconds."""
+
+    run_dir: Path
+    rows: List[ProbeResult]
+    pretrain_history: List[Dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def row(self, name: str) -> ProbeResult:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no result row {name!r}; rows: {[r.name for r in self.rows]}")
 
 
-def run_logger(ctx: RunContext) -> Logger:
-    """The run's one :class:`~asma.train.loggers.Logger` (``cfg.loggers`` in the run directory)."""
-    return make_logger(ctx.run_dir, ctx.cfg.loggers)
+def default_run_dir(cfg: TrainConfig) -> Path:
+    """``runs/<dataset>-<backbone>-<date-time>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.data.dataset}-{cfg.model.backbone}-{stamp}"
 
 
-def linear_stage(ctx: RunContext, *, random_encoder: Optional[Backbone] = None,
-                 console: Optional[Console] = None, progress: bool = False) -> List[ProbeResult]:
-    """Linear evaluation of the frozen encoders (Table 3 rows); writes ``<run>/linear/``."""
-    cfg = ctx.cfg
-    rows = linear_evaluation(ctx.encoders, ctx.train, ctx.test, cfg.probe, ctx.stream, cfg.seed,
-                             random_encoder=random_encoder, console=console, device=cfg.device, progress=progress)
-    save_rows(ctx.run_dir, "linear", rows, ctx.test.labels, {"config": asdict(cfg.probe)})
-    with run_logger(ctx) as log:
-        log.log({"stage": "linear", "results": [r.as_dict() for r in rows]})
-    return rows
+def check_compatible(cfg: TrainConfig, train: SkeletonArrays) -> None:
+    """The dataset's layout must be the one the config names (when the config names one)."""
+    skel = train.skeleton
+    if cfg.data.dataset == "synthetic" and skel.name != cfg.data.layout:
+        raise ValueError(f"dataset layout {skel.name!r} differs from data.layout={cfg.data.layout!r}")
 
 
-def finetune_stage(ctx: RunContext, ft: Optional[FinetuneConfig] = None, *, resume: bool = False,
-                   console: Optional[Console] = None, progress: bool = True) -> List[ProbeResult]:
-    """Fine-tune each encoder with a linear head, then the alignment module on the two
-    fine-tuned encoders (paper §4). With ``resume`` every sub-stage continues from its latest
-    checkpoint (a finished one is only re-evaluated). Writes ``<run>/finetune/`` (checkpoints,
-    ``<name>/final.safetensors``, ``aligned.safetensors`` = the whole aligned classifier)."""
-    from .finetune import finetune, finetune_aligned
-    cfg, run = ctx.cfg, ctx.run_dir
-    ft = ft or cfg.finetune
-    out = run / "finetune"
-    rows, tuned = [], {}
-    log = run_logger(ctx)
-    for name, enc in ctx.encoders.items():
-        model, res = finetune(enc, ctx.train, ctx.test, ft, ctx.stream, cfg.seed, out,
-                              _resumable(out / name, resume), name=name, console=console, progress=progress,
-                              device=cfg.device, logger=log)
-        res.name = f"{name} fine-tuned"
-        tuned[name] = model
-        rows.append(res)
-        if is_main_process():
-            save_weights(out / name / "final.safetensors", model.state_dict())
-    if len(tuned) == 2:
-        a, b = list(tuned)
-        model, res = finetune_aligned(tuned[a], tuned[b], ctx.train, ctx.test, ft, ctx.stream, cfg.seed, out,
-                                      _resumable(out / "finetune-aligned", resume), console=console,
-                                      progress=progress, device=cfg.device, logger=log)
-        res.name = f"{a}+{b} fine-tuned aligned"
-        rows.append(res)
-        if is_main_process():
-            save_weights(out / "aligned.safetensors", model.state_dict())
-    save_rows(run, "finetune", rows, ctx.test.labels, {"config": asdict(ft)})
-    return rows
-
-
-def finetuned_teacher(ctx: RunContext, heads: Optional[int] = None):
-    """The fine-tuned ASMa classifier saved by :func:`finetune_stage` (two fine-tuned encoders
-    + alignment), as an :class:`~asma.train.finetune.AlignedClassifier` in eval mode.
-
-    Raises:
-        ValueError: when the run has no finished fine-tuning.
-    """
-    path = ctx.run_dir / "finetune" / "aligned.safetensors"
-    if not path.is_file():
-        raise ValueError(f"{path} does not exist: distill.teacher='finetune' needs the fine-tuning stage "
-                         f"(run 'asma finetune --run-dir {ctx.run_dir}' first)")
-    a, b = list(ctx.encoders)
-    enc_t, enc_p = copy.deepcopy(ctx.encoders[a]), copy.deepcopy(ctx.encoders[b])
-    heads = heads or ctx.cfg.finetune.heads
-    model = AlignedClassifier(enc_t, enc_p, FeatureAlignment(enc_t.out_dim, ctx.train.num_classes, num_heads=heads))
-    return load_weights(model, path, f"the fine-tuned classifier of {ctx.run_dir}")
-
-
-def make_teacher(ctx: RunContext, teacher: str = "linear"):
-    """The ASMa classifier that teaches the student, and its test row: ``"linear"`` = the two
-    frozen encoders + the alignment module trained as in linear evaluation (re-fitted, the same
-    numbers as the ``aligned`` row); ``"finetune"`` = the fine-tuned classifier saved by
-    :func:`finetune_stage`.
-
-    Shapes:
-        - the teacher maps :math:`(B, C, T, V, M) \\to (B, K)`
-    """
-    from .finetune import fit_aligned_probe
-    if teacher not in DISTILL_DIRS:
-        raise ValueError(f"distill.teacher must be one of {', '.join(DISTILL_DIRS)}, got {teacher!r}")
-    if len(ctx.encoders) != 2:
-        raise ValueError(f"distillation needs the two encoders of ASMa; {ctx.run_dir} has {sorted(ctx.encoders)}")
-    cfg = ctx.cfg
-    if teacher == "linear":
-        a, b = list(ctx.encoders)
-        model, res = fit_aligned_probe(ctx.encoders[a], ctx.encoders[b], ctx.train, ctx.test, cfg.probe,
-                                       ctx.stream, cfg.seed, device=cfg.device)
-        res.name = "teacher (linear-probed, aligned)"
-        return model, res
-    model = finetuned_teacher(ctx)
-    return model, evaluate(model, ctx.test, ctx.stream, device=cfg.device).to_probe_result(
-        "teacher (fine-tuned, aligned)")
-
-
-def distill_stage(ctx: RunContext, dc: Optional[DistillConfig] = None, *, resume: bool = False,
-                  console: Optional[Console] = None, progress: bool = True) -> List[ProbeResult]:
-    """Distil the run's ASMa teacher (``dc.teacher``: ``"linear"`` = linear-probed aligned
-    classifier, ``"finetune"`` = fine-tuned aligned classifier) into ``stgcn-student`` without
-    labels. Writes ``<run>/distill/`` (linear teacher) or ``<run>/distill-ft/`` (fine-tuned)."""
-    from .distill import distill
-    cfg, run = ctx.cfg, ctx.run_dir
-    dc = dc or cfg.distill
-    teacher, t_res = make_teacher(ctx, dc.teacher)
-    stage = DISTILL_DIRS[dc.teacher]
-    out = run / stage
-    with run_logger(ctx) as log:
-        student, s_res = distill(teacher, ctx.train, ctx.test, dc, ctx.stream, cfg.seed, out,
-                                 _resumable(out / "distill", resume), console=console, progress=progress,
-                                 device=cfg.device, logger=log)
-    s_res.name = f"student of {dc.teacher} teacher (stgcn-student, tau={dc.tau:g})"
-    if is_main_process():
-        save_weights(out / "student.safetensors", student.state_dict())
-        atomic_write_json(out / "student.json", {
-            "backbone": student.encoder.config, "layout": ctx.train.skeleton.to_dict(),
-            "class_names": ctx.train.class_names, "stream": ctx.stream, "teacher": dc.teacher,
-            "mode": dc.mode, "run": str(run)})
-    rows = [t_res, s_res]
-    save_rows(run, stage, rows, ctx.test.labels, {"config": asdict(dc)})
-    return rows
-
-
-def load_student(run_dir, stage: str = "distill"):
-    """The distilled student of a run (``stage`` = ``distill`` or ``distill-ft``) as an
-    :class:`~asma.train.finetune.EncoderClassifier` (eval mode)."""
-    out = Path(run_dir) / stage
-    if not (out / "student.json").is_file():
-        raise ValueError(f"{out / 'student.json'} does not exist; run 'asma distill --run-dir {run_dir}' first")
-    meta = read_json(out / "student.json")
-    kwargs = {k: v for k, v in meta["backbone"].items() if k not in ("name", "in_channels")}
-    enc = create_backbone(meta["backbone"]["name"], skeleton_from_dict(meta["layout"]),
-                          meta["backbone"]["in_channels"], **kwargs)
-    k = len(meta["class_names"])
-    if meta.get("mode", "logits") == "features":
-        raise ValueError(f"{out} holds a feature-distilled student; its classifier needs the teacher's head "
-                         "(evaluate it with asma.train.distill.distill's returned model)")
-    model = EncoderClassifier(enc, LinearClassifier(enc.out_dim, k))
-    return load_weights(model, out / "student.safetensors", f"the student described by {out / 'student.json'}")
-
-
-# ----------------------------------------------------------------------------- orchestration
+def save_encoders(model, run_dir: Path, cfg: TrainConfig, train: SkeletonArrays) -> None:
+    """Write each encoder as ``encoders/<name>/model.safetensors`` + ``config.json`` (self-describing)
+    and their sha256 (verified by :func:`~asma.train.rundir.load_encoders`)."""
+    for name, enc in model.encoders.items():
+        d = run_dir / "encoders" / name
+        save_tensors(d / "model.safetensors", enc.state_dict())
+        atomic_write_json(d / "config.json", {
+            "backbone": enc.config, "layout": train.skeleton.to_dict(), "in_channels": enc.in_channels,
+            "stream": cfg.data.stream, "num_frames": train.shape[2], "masking": list(cfg.model.encoders[name]),
+            "class_names": train.class_names})
+    record_encoder_hashes(run_dir)
 
 
 def check_stages(cfg: TrainConfig) -> List[str]:
@@ -216,57 +109,18 @@ def check_stages(cfg: TrainConfig) -> List[str]:
     return stages
 
 
-def model_costs(ctx: RunContext, student_cfg: Optional[Dict[str, Any]] = None) -> Dict[str, Dict[str, float]]:
-    """Parameters and GFLOPs per clip of the teacher (two encoders + alignment) and of the
-    student, on one downstream clip (Table 5's columns; FLOPs of one forward pass)."""
-
-    def size(m: torch.nn.Module) -> Dict[str, float]:  # all parameters, frozen ones included
-        return {"params": sum(p.numel() for p in m.parameters()), "gflops": round(count_flops(m, x) / 1e9, 4)}
-    x = torch.zeros(1, *ctx.train.shape[1:])
-    k = ctx.train.num_classes
-    encs = [copy.deepcopy(e).cpu() for e in ctx.encoders.values()]  # AlignedClassifier freezes what it gets
-    out = {"encoder": size(encs[0])}
-    if len(encs) == 2:
-        out["teacher"] = size(AlignedClassifier(encs[0], encs[1], FeatureAlignment(
-            encs[0].out_dim, k, num_heads=ctx.cfg.probe.heads)))
-    student = create_backbone("stgcn-student", ctx.train.skeleton, ctx.train.shape[1], **(student_cfg or {}))
-    out["student"] = size(EncoderClassifier(student, LinearClassifier(student.out_dim, k)))
-    return out
+_Data = Tuple[SkeletonArrays, SkeletonArrays]
 
 
-def write_summary(ctx: RunContext, seconds: Optional[float] = None) -> None:
-    """Write ``<run>/results.json``: data, backbone, model sizes and costs (:func:`model_costs`)
-    and the rows of every finished stage (rank 0 only)."""
-    if not is_main_process():
-        return
-    cfg, run = ctx.cfg, ctx.run_dir
-    with torch_threads(cfg.threads):
-        costs = model_costs(ctx, cfg.distill.student_cfg)
-    by_stage = {k: [r.as_dict() for r in load_rows(run, k)] for k in read_status(run) if k != "pretrain"}
-    previous = read_json(run / "results.json") if (run / "results.json").is_file() else {}
-    atomic_write_json(run / "results.json", {
-        "dataset": cfg.data.dataset, "protocol": cfg.data.protocol, "backbone": cfg.model.backbone,
-        "stream": cfg.data.stream, "downstream": asdict(downstream_data(cfg)) if cfg.downstream else None,
-        "params_per_encoder": costs["encoder"]["params"], "models": costs,
-        "seconds": round(seconds, 1) if seconds is not None else previous.get("seconds"), **by_stage})
-
-
-def run_pipeline(cfg: TrainConfig, *, resume: bool = False, console: Optional[Console] = None,
-                 progress: bool = True):
-    """Run ``cfg.stages`` on one stream in ``cfg.run_dir`` and return a
-    :class:`~asma.train.run.RunResult` with every stage's rows.
-
-    ``resume=True`` continues a run: finished stages (``status.json``) are read back, an
-    interrupted one continues from its checkpoints. Without it, a directory that already holds
-    finished stages is refused (nothing is overwritten by accident).
-    """
-    from .pretrain import pretrain
-    from .run import RunResult, check_compatible, default_run_dir, save_encoders
-    t0 = time.perf_counter()
+def _start(cfg: TrainConfig, resume: bool) -> Tuple[Path, List[str], Dict[str, Any], Optional[_Data], _Data]:
+    """Check everything (config, stages, device, run directory, data), then create the run
+    directory and write ``config.json``: a run that cannot start leaves nothing behind."""
+    check_config(cfg)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     cfg.run_dir = str(run_dir)
     stages = check_stages(cfg)
-    resolve_device(cfg.device)  # an unusable device fails here, before anything is written
+    resolve_device(cfg.device)
+    make_logger(None, cfg.loggers)  # unknown logger names
     status = read_status(run_dir)
     if resume and not (run_dir / "config.json").is_file():
         raise ValueError(f"--resume: {run_dir} has no config.json; pass the run directory of a started run")
@@ -274,76 +128,99 @@ def run_pipeline(cfg: TrainConfig, *, resume: bool = False, console: Optional[Co
         what = f"finished: {', '.join(status)}" if status else "an interrupted pretraining"
         raise ValueError(f"{run_dir} already holds a run ({what}); pass --resume to continue it or choose "
                          "another --run-dir")
+    pre = load_dataset(cfg.data) if "pretrain" in stages and "pretrain" not in status else None
+    if pre is not None:
+        check_compatible(cfg, pre[0])
+    ds = downstream_data(cfg)
+    down = pre if pre is not None and ds == cfg.data else load_dataset(ds)
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", asdict(cfg))
     barrier()
+    return run_dir, stages, status, pre, down
+
+
+def _pretrain_stage(cfg: TrainConfig, run_dir: Path, data: _Data, resume: bool, console: Optional[Console],
+                    progress: bool, log: Callable[..., None]) -> List[Dict[str, Any]]:
+    train, test = data
+    log(f"data: {cfg.data.dataset} ({cfg.data.protocol}), train {train.shape}, test "
+        f"{test.shape}, {train.num_classes} classes, layout {train.skeleton.name}")
+    with make_logger(run_dir, cfg.loggers) as logger:
+        model = pretrain(cfg, train, run_dir, resume=_resumable(run_dir / "pretrain", resume),
+                         console=console, progress=progress, logger=logger)
+    if is_main_process():
+        save_encoders(model, run_dir, cfg, train)
+    mark_done(run_dir, "pretrain", epochs=cfg.pretrain.epochs)
+    barrier()
+    return model.history
+
+
+def _labelled_stage(ctx: RunContext, stage: str, status: Dict[str, Any], resume: bool,
+                    console: Optional[Console], progress: bool, log: Callable[..., None]) -> List[ProbeResult]:
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    key = DISTILL_DIRS[cfg.distill.teacher] if stage == "distill" else stage
+    if key in status:
+        log(f"{key}: finished earlier, results read from {run_dir / key}")
+        return load_rows(run_dir, key)
+    log(f"stage: {key}")
+    if stage == "linear":
+        rows = linear_stage(ctx, console=console, progress=progress)
+    elif stage == "finetune":
+        rows = finetune_stage(ctx, resume=resume, console=console, progress=progress)
+    else:
+        rows = distill_stage(ctx, resume=resume, console=console, progress=progress)
+    mark_done(run_dir, key)
+    barrier()
+    return rows
+
+
+def run_pipeline(cfg: TrainConfig, *, resume: bool = False, console: Optional[Console] = None,
+                 progress: bool = True) -> RunResult:
+    """Run ``cfg.stages`` on one stream in ``cfg.run_dir`` and return a :class:`RunResult` with
+    every stage's rows.
+
+    ``resume=True`` continues a run: finished stages (``status.json``) are read back, an
+    interrupted one continues from its checkpoints. Without it, a directory that already holds
+    finished stages is refused (nothing is overwritten by accident). The configuration
+    (:func:`~asma.train.validation.check_config`), stages, device and data are checked before
+    anything is written.
+    """
+    t0 = time.perf_counter()
+    run_dir, stages, status, pre, (train, test) = _start(cfg, resume)
     seed_everything(cfg.seed)
+    log = (console.log if console is not None and is_main_process() else (lambda *a, **k: None))
     rows: List[ProbeResult] = []
     history: List[Dict[str, Any]] = []
-    log = (console.log if console is not None and is_main_process() else (lambda *a, **k: None))
     with torch_threads(cfg.threads):
-        pre_train = None
-        if "pretrain" in stages and "pretrain" not in status:
-            pre_train, pre_test = load_dataset(cfg.data)
-            check_compatible(cfg, pre_train)
-            log(f"data: {cfg.data.dataset} ({cfg.data.protocol}), train {pre_train.shape}, test "
-                f"{pre_test.shape}, {pre_train.num_classes} classes, layout {pre_train.skeleton.name}")
-            with make_logger(run_dir, cfg.loggers) as logger:
-                model = pretrain(cfg, pre_train, run_dir, resume=_resumable(run_dir / "pretrain", resume),
-                                 console=console, progress=progress, logger=logger)
-            history = getattr(model, "history", [])
-            if is_main_process():
-                save_encoders(model, run_dir, cfg, pre_train)
-            mark_done(run_dir, "pretrain", epochs=cfg.pretrain.epochs)
-            barrier()
+        if pre is not None:
+            history = _pretrain_stage(cfg, run_dir, pre, resume, console, progress, log)
         encoders = load_encoders(run_dir, cfg)
-        ds = downstream_data(cfg)
-        if pre_train is not None and ds == cfg.data:
-            train, test = pre_train, pre_test
-        else:
-            train, test = load_dataset(ds)
-            if cfg.downstream:
-                log(f"downstream data: {ds.dataset} ({ds.protocol}), train {train.shape}, test {test.shape}, "
-                    f"{train.num_classes} classes")
+        if cfg.downstream:
+            ds = downstream_data(cfg)
+            log(f"downstream data: {ds.dataset} ({ds.protocol}), train {train.shape}, test {test.shape}, "
+                f"{train.num_classes} classes")
         check_transfer(encoders, train, str(run_dir))
         ctx = RunContext(cfg, run_dir, encoders, train, test)
-        for stage in stages[1:] if stages[0] == "pretrain" else stages:
-            key = DISTILL_DIRS[cfg.distill.teacher] if stage == "distill" else stage
-            if key in status:
-                log(f"{key}: finished earlier, results read from {run_dir / key}")
-                rows += load_rows(run_dir, key)
-                continue
-            log(f"stage: {key}")
-            if stage == "linear":
-                torch.manual_seed(cfg.seed + 1)
-                random_enc = create_backbone(cfg.model.backbone, train.skeleton, train.shape[1],
-                                             **cfg.model.backbone_cfg)
-                rows += linear_stage(ctx, random_encoder=random_enc, console=console, progress=progress)
-            elif stage == "finetune":
-                rows += finetune_stage(ctx, resume=resume, console=console, progress=progress)
-            else:
-                rows += distill_stage(ctx, resume=resume, console=console, progress=progress)
-            mark_done(run_dir, key)
-            barrier()
+        for stage in stages:
+            if stage != "pretrain":
+                rows += _labelled_stage(ctx, stage, status, resume, console, progress, log)
     result = RunResult(run_dir, rows, history, time.perf_counter() - t0)
     write_summary(ctx, seconds=result.seconds)
     return result
 
 
 def run_streams(cfg: TrainConfig, *, resume: bool = False, console: Optional[Console] = None,
-                progress: bool = True):
+                progress: bool = True) -> RunResult:
     """3s-ASMa: one complete run per stream of ``cfg.streams`` in ``<run_dir>/<stream>/``, then
     every classifier the runs share is fused across streams with ``cfg.fusion_weights``
     (:func:`~asma.train.evaluate.fuse_streams`, weighted sum of logits).
 
     Returns:
-        :class:`~asma.train.run.RunResult` whose rows are ``"<stream>: <row>"`` for the stages
+        :class:`RunResult` whose rows are ``"<stream>: <row>"`` for the stages
         run by this call and ``"fused <s1>+<s2>+...: <row>"`` for the ensembles of every finished
         stage; ``<run_dir>/ensemble.json`` holds the fused rows and the weights,
         ``<run_dir>/results.json`` those and each stream's ``results.json``.
     """
-    from .run import RunResult, default_run_dir
     t0 = time.perf_counter()
     streams = list(cfg.streams)
     bad = [s for s in streams if s not in STREAMS]
@@ -428,7 +305,5 @@ def _stream_labels(base: Path, streams: Sequence[str]) -> torch.Tensor:
     return found
 
 
-__all__ = ["RunContext", "STREAMS", "DISTILL_DIRS", "downstream_data", "check_transfer", "load_encoders",
-           "read_config", "open_run", "read_status", "mark_done", "save_rows", "load_rows", "linear_stage",
-           "finetune_stage", "finetuned_teacher", "make_teacher", "distill_stage", "load_student", "check_stages",
-           "model_costs", "run_pipeline", "run_streams", "finished_rows", "fuse_rows", "load_weights"]
+__all__ = ["RunResult", "default_run_dir", "check_compatible", "save_encoders", "check_stages", "run_pipeline",
+           "run_streams", "finished_rows", "fuse_rows"]

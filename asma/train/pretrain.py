@@ -1,10 +1,9 @@
 """Self-supervised ASMa pretraining (Algorithm 1, lines 5-17)."""
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -13,14 +12,13 @@ from rich.console import Console
 from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..data.transforms import Augment
-from ..io import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..models.asma import ASMa
 from .config import TrainConfig
-from .distributed import broadcast_buffers, init_for_device, shard_indices, unwrap, wrap_ddp
-from .allocator import tune_allocator
+from .distributed import init_for_device
+from .engine import Device, resolve_device, torch_threads
+from .loggers import Logger, default_logger
+from .loop import BatchIndex, fit
 from .optim import adam
-from .engine import (Device, MetricsLog, epoch_generator, make_progress, resolve_device, set_lr, torch_threads,
-                     warmup_cosine)
 
 
 def build_model(cfg: TrainConfig, layout, in_channels: int, num_coords: Optional[int] = None) -> ASMa:
@@ -60,13 +58,16 @@ def batch_views(x: torch.Tensor, augment: Augment, g: torch.Generator, raw_ancho
 
 def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = None, *,
              resume: bool = False, console: Optional[Console] = None, progress: bool = True,
-             max_epochs: Optional[int] = None, device: Device = None) -> ASMa:
-    """Pretrain both encoders on ``train`` and return the model.
+             max_epochs: Optional[int] = None, device: Device = None, logger: Optional[Logger] = None) -> ASMa:
+    """Pretrain both encoders on ``train`` with the training engine (:func:`~asma.train.loop.fit`)
+    and return the model.
 
     Writes ``run_dir/pretrain/<epoch-XXXX>/`` checkpoints (safetensors + JSON, atomic) after every
-    epoch and appends per-epoch records to ``run_dir/metrics.jsonl``. With ``resume=True`` it
-    continues from the latest checkpoint and produces the same losses as an uninterrupted run.
-    ``max_epochs`` stops early (for tests of resumption) without changing the schedule.
+    epoch and gives per-epoch records to ``logger`` (default: ``run_dir/metrics.jsonl``). With
+    ``resume=True`` it continues from the latest checkpoint and produces the same losses as an
+    uninterrupted run. ``max_epochs`` stops early (for tests of resumption) without changing the
+    schedule. Every epoch has ``N // pretrain.batch_size`` steps (the short tail batch is dropped:
+    Barlow Twins standardises over the batch).
 
     Under ``torchrun --nproc_per_node W`` (gloo on CPU, nccl on GPU) every process takes its
     slice of each global batch of ``pretrain.batch_size`` clips (which must divide by ``W``), the
@@ -85,79 +86,31 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
           :math:`(B, C, T, V, M)` to ``(pooled (B, D), tokens (B, T', D))``
     """
     check_pretrain_inputs(cfg, train)
-    skel = train.skeleton
-    num_coords = train.num_coords
-    in_channels = train.shape[1]
-    oc = cfg.pretrain
+    skel, num_coords, oc = train.skeleton, train.num_coords, cfg.pretrain
     device = resolve_device(cfg.device if device is None else device)
-    dinfo = init_for_device(device)
-    if oc.batch_size % dinfo.world_size:
+    world = init_for_device(device).world_size
+    if oc.batch_size % world:
         raise ValueError(f"pretrain.batch_size={oc.batch_size} must be a multiple of the number of "
-                         f"processes ({dinfo.world_size})")
-    tune_allocator()
+                         f"processes ({world})")
     with torch_threads(cfg.threads):
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg, skel, in_channels, num_coords).to(device)
+        model = build_model(cfg, skel, train.shape[1], num_coords).to(device)
         opt = adam(model.parameters(), lr=oc.lr, weight_decay=oc.weight_decay)
         augment = Augment(cfg.augment, skel.flip_perm, num_coords)
         data = torch.from_numpy(np.array(train.data, dtype=np.float32))  # a writable in-memory copy
         data = to_stream(data, cfg.data.stream, skel, num_coords)
-        n = data.shape[0]
-        steps_per_epoch = n // oc.batch_size
-        total = steps_per_epoch * oc.epochs
-        warm = steps_per_epoch * oc.warmup_epochs
-        ckpt_dir = Path(run_dir) / "pretrain" if run_dir else None
-        log = MetricsLog(Path(run_dir) / "metrics.jsonl" if run_dir else None)
-        start_epoch = 0
-        if resume:
-            last = latest_checkpoint(ckpt_dir) if ckpt_dir else None
-            if last is None:
-                raise ValueError(f"--resume: no pretraining checkpoint in {ckpt_dir}")
-            state = load_checkpoint(last, model, opt)
-            start_epoch = int(state["epoch"]) + 1
-        end_epoch = oc.epochs if max_epochs is None else min(oc.epochs, max_epochs)
-        history: List[Dict[str, Any]] = []
-        model.train()
-        ddp_model = wrap_ddp(model) if dinfo.world_size > 1 else model
-        is_main = dinfo.rank == 0
-        with make_progress(console, progress) as bar:
-            task = bar.add_task("pretrain", total=(end_epoch - start_epoch) * steps_per_epoch,
-                                loss="-", rate="-")
-            for epoch in range(start_epoch, end_epoch):
-                g = epoch_generator(cfg.seed, epoch)
-                torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout draws
-                order = torch.randperm(n, generator=g)
-                t0, seen, sums = time.perf_counter(), 0, {}
-                for s in range(steps_per_epoch):
-                    step = epoch * steps_per_epoch + s
-                    set_lr(opt, warmup_cosine(step, total, warm, oc.lr))
-                    x = data[order[s * oc.batch_size:(s + 1) * oc.batch_size]]
-                    anchor, xj, xm = batch_views(x, augment, g, cfg.model.anchor == "raw")
-                    if dinfo.world_size > 1:
-                        mine = shard_indices(torch.arange(x.shape[0]), dinfo.rank, dinfo.world_size)
-                        anchor, xj, xm = anchor[mine], xj[mine], xm[mine]
-                    anchor, xj, xm = (v.to(device, non_blocking=True) for v in (anchor, xj, xm))
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                        loss, parts = ddp_model(anchor, xj, xm, generator=g)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"pretraining loss became {loss.item()} at epoch {epoch}, "
-                                                 f"step {s}; lower pretrain.lr")
-                    opt.zero_grad(set_to_none=False)
-                    loss.backward()
-                    opt.step()
-                    seen += x.shape[0]
-                    sums["loss"] = sums.get("loss", 0.0) + loss.item()
-                    for k, v in parts.items():
-                        sums[k] = sums.get(k, 0.0) + v.item()
-                    rate = seen / (time.perf_counter() - t0)
-                    bar.update(task, advance=1, loss=f"{loss.item():.2f}", rate=f"{rate:.0f}")
-                record = {"stage": "pretrain", "epoch": epoch, "lr": opt.param_groups[0]["lr"],
-                          "samples_per_s": round(seen / (time.perf_counter() - t0), 2),
-                          **{k: v / steps_per_epoch for k, v in sums.items()}}
-                history.append(record)
-                log.write(record)
-                if ckpt_dir is not None and is_main:
-                    save_checkpoint(ckpt_dir, f"epoch-{epoch:04d}", unwrap(model), asdict(cfg), record, opt)
-    broadcast_buffers(model)  # every rank returns rank 0's model (BatchNorm statistics are per rank)
-    model.history = history
+        raw_anchor = cfg.model.anchor == "raw"
+
+        def batch_loss(net: torch.nn.Module, batch: BatchIndex, g: torch.Generator):
+            views = batch_views(data[batch.global_idx], augment, g, raw_anchor)  # global batch, then cut
+            anchor, xj, xm = (v[batch.part].to(device, non_blocking=True) for v in views)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss, parts = net(anchor, xj, xm, generator=g)
+            return loss, {k: v.item() for k, v in parts.items()}
+
+        model.history = fit(model, opt, batch_loss, data.shape[0], oc.batch_size, oc.epochs,
+                            warmup_epochs=oc.warmup_epochs, drop_last=True, seed=cfg.seed, stage="pretrain",
+                            ckpt_dir=Path(run_dir) / "pretrain" if run_dir else None, config=asdict(cfg),
+                            resume=resume, logger=default_logger(run_dir, logger), console=console, progress=progress,
+                            max_epochs=max_epochs, device=device)
     return model

@@ -2,7 +2,8 @@
 feature alignment module (the rows of the paper's Table 3)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -14,16 +15,21 @@ from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..losses import accuracy_topk
 from ..models.alignment import FeatureAlignment
+from ..models.classifiers import feature_stats
 from ..models.heads import LinearClassifier
 from ..models.registry import Backbone
 from .config import ProbeConfig
-from .engine import Device, device_for, epoch_generator, set_lr, warmup_cosine
+from .engine import Device, device_for, make_progress
+from .loop import BatchIndex, fit
+from .optim import adam
 
 
 @torch.no_grad()
 def extract_tokens(encoder: Backbone, arrays: SkeletonArrays, stream: str = "joint",
-                   batch_size: int = 256, device: Device = None) -> Tensor:
-    """Frozen per-frame tokens of every clip (eval mode, no augmentation).
+                   batch_size: int = 256, device: Device = None, *, console: Optional[Console] = None,
+                   progress: bool = False, name: str = "features") -> Tensor:
+    """Frozen per-frame tokens of every clip (eval mode, no augmentation), with a progress bar
+    when ``progress``.
 
     The encoder runs on ``device`` (default: where it is; given, the encoder is moved there and
     stays), batch by batch; the tokens are returned on the CPU.
@@ -37,33 +43,41 @@ def extract_tokens(encoder: Backbone, arrays: SkeletonArrays, stream: str = "joi
     encoder.eval()
     skel = arrays.skeleton
     out = []
-    for i in range(0, len(arrays), batch_size):
-        x = torch.from_numpy(np.array(arrays.data[i:i + batch_size], dtype=np.float32))  # copy: memmaps are read-only
-        x = to_stream(x, stream, skel, arrays.num_coords).to(device, non_blocking=True)
-        out.append(encoder(x)[1].cpu())
+    with make_progress(console, progress) as bar:
+        task = bar.add_task(name, total=len(arrays), loss="-", rate="-")
+        t0 = time.perf_counter()
+        for i in range(0, len(arrays), batch_size):
+            x = torch.from_numpy(np.array(arrays.data[i:i + batch_size], dtype=np.float32))  # memmaps are read-only
+            x = to_stream(x, stream, skel, arrays.num_coords).to(device, non_blocking=True)
+            out.append(encoder(x)[1].cpu())
+            done = min(i + batch_size, len(arrays))
+            bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - t0):.0f}")
     encoder.train(was)
     return torch.cat(out)
 
 
 def standardize_tokens(train: Tensor, test: Tensor, eps: float = 1e-5) -> Tuple[Tensor, Tensor]:
-    """Standardise every feature dimension with the training set's mean and std (a non-affine
-    BatchNorm before the probe, as MAE does): an affine change the linear head could represent
-    anyway, but it makes the probe's optimisation independent of each encoder's feature scale.
+    """Standardise every feature dimension with the training set's mean and std
+    (:func:`~asma.models.classifiers.feature_stats`; a non-affine BatchNorm before the probe, as
+    MAE does): an affine change the linear head could represent anyway, but it makes the probe's
+    optimisation independent of each encoder's feature scale.
 
     Shapes:
         - **train**: :math:`(N, T', D)`, **test**: :math:`(N', T', D)` -> same
     """
-    flat = train.reshape(-1, train.shape[-1])
-    mean, std = flat.mean(0), flat.std(0, unbiased=False) + eps
+    mean, std = feature_stats(train, eps)
     return (train - mean) / std, (test - mean) / std
 
 
 @dataclass
 class ProbeResult:
+    """One result row: test top-1/top-5 (percent) and the test logits :math:`(N', K)` (CPU;
+    left out of the ``repr``)."""
+
     name: str
     top1: float
     top5: float
-    logits: Optional[Tensor] = None
+    logits: Optional[Tensor] = field(default=None, repr=False)
 
     def as_dict(self) -> Dict[str, float]:
         return {"name": self.name, "top1": round(self.top1, 2), "top5": round(self.top5, 2)}
@@ -72,8 +86,9 @@ class ProbeResult:
 def train_head(head: nn.Module, forward: Callable[[nn.Module, Tuple[Tensor, ...]], Tensor],
                train_inputs: Sequence[Tensor], train_labels: Tensor, test_inputs: Sequence[Tensor],
                test_labels: Tensor, cfg: ProbeConfig, seed: int = 0, name: str = "probe",
-               device: Device = None) -> ProbeResult:
-    """Train ``head`` with Adam + cosine on precomputed features and report test top-1/top-5 of
+               device: Device = None, *, console: Optional[Console] = None, progress: bool = False) -> ProbeResult:
+    """Train ``head`` on precomputed features with the training engine (:func:`~asma.train.loop.fit`:
+    Adam, cosine schedule, every process training the same head) and report test top-1/top-5 of
     the final epoch (no best-on-test selection).
 
     The inputs stay where they are (CPU) and each batch is moved to ``device`` (default: where
@@ -87,24 +102,15 @@ def train_head(head: nn.Module, forward: Callable[[nn.Module, Tuple[Tensor, ...]
     device = device_for(head, device)
     head.to(device)
     train_labels = torch.as_tensor(train_labels)
-    n = train_labels.shape[0]
-    bs = min(cfg.batch_size, n)
-    steps = -(-n // bs)  # keep the last partial batch: the probe sees every clip each epoch
-    total = steps * cfg.epochs
-    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     crit = nn.CrossEntropyLoss()
-    head.train()
-    for epoch in range(cfg.epochs):
-        g = epoch_generator(seed, epoch, stream=17)
-        order = torch.randperm(n, generator=g)
-        for s in range(steps):
-            set_lr(opt, warmup_cosine(epoch * steps + s, total, 0, cfg.lr))
-            idx = order[s * bs:(s + 1) * bs]
-            loss = crit(forward(head, tuple(t[idx].to(device, non_blocking=True) for t in train_inputs)),
-                        train_labels[idx].to(device, non_blocking=True))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+
+    def batch_loss(net: nn.Module, batch: BatchIndex, g: torch.Generator):
+        x = tuple(t[batch.idx].to(device, non_blocking=True) for t in train_inputs)
+        return crit(forward(net, x), train_labels[batch.idx].to(device, non_blocking=True)), {}
+
+    fit(head, opt, batch_loss, train_labels.shape[0], cfg.batch_size, cfg.epochs, distributed=False, seed=seed,
+        stage=name, rng_stream=17, console=console, progress=progress, device=device)
     head.eval()
     with torch.no_grad():
         logits = torch.cat([forward(head, tuple(t[i:i + 512].to(device, non_blocking=True)
@@ -128,8 +134,8 @@ def _align(head, inputs):
 
 def linear_evaluation(encoders: Dict[str, Backbone], train: SkeletonArrays, test: SkeletonArrays,
                       cfg: ProbeConfig, stream: str = "joint", seed: int = 0,
-                      random_encoder: Optional[Backbone] = None,
-                      console: Optional[Console] = None, device: Device = None) -> List[ProbeResult]:
+                      random_encoder: Optional[Backbone] = None, console: Optional[Console] = None,
+                      device: Device = None, progress: bool = False) -> List[ProbeResult]:
     """Probe frozen encoders. Rows: ``random-init`` (if given), one linear probe per encoder,
     ``average`` (mean of the two pooled features, no alignment) and ``aligned`` (Eqs. 10-12).
 
@@ -137,6 +143,7 @@ def linear_evaluation(encoders: Dict[str, Backbone], train: SkeletonArrays, test
         encoders: name -> pretrained encoder (e.g. ``{"theta": ..., "phi": ...}``).
         device: where the encoders and heads run (default: where the first encoder is); the
             encoders are moved there. Features and the rows' logits stay on the CPU.
+        progress: progress bars (on ``console``) for every feature extraction and probe.
 
     Shapes:
         - clips :math:`(N, C, T, V, M)`; each row's ``logits``: :math:`(N_{test}, K)`
@@ -144,32 +151,25 @@ def linear_evaluation(encoders: Dict[str, Backbone], train: SkeletonArrays, test
     first = random_encoder if random_encoder is not None else next(iter(encoders.values()), None)
     device = device_for(first, device)
     k = train.num_classes
-    ytr = torch.as_tensor(train.labels)
-    yte = torch.as_tensor(test.labels)
+    show = dict(console=console, progress=progress)
+    labels = (torch.as_tensor(train.labels), torch.as_tensor(test.labels))
+
+    def probe(head: nn.Module, forward, names: Sequence[str], row: str) -> ProbeResult:
+        torch.manual_seed(seed)  # the same head initialisation for every row
+        h = head()
+        return train_head(h, forward, [feats[n][0] for n in names], labels[0], [feats[n][1] for n in names],
+                          labels[1], cfg, seed, name=row, device=device, **show)
+
     rows: List[ProbeResult] = []
     feats = {}
     named = ([("random-init", random_encoder)] if random_encoder is not None else []) + list(encoders.items())
     for name, enc in named:
-        if console is not None:
-            console.log(f"extracting features: {name}")
-        feats[name] = standardize_tokens(extract_tokens(enc, train, stream, device=device),
-                                         extract_tokens(enc, test, stream, device=device))
-        torch.manual_seed(seed)
-        head = LinearClassifier(enc.out_dim, k)
-        rows.append(train_head(head, _linear, [feats[name][0]], ytr, [feats[name][1]], yte, cfg, seed,
-                               name=f"{name} probe" if name != "random-init" else "random-init probe",
-                               device=device))
-    names = list(encoders)
-    if len(names) == 2:
-        a, b = names
+        feats[name] = standardize_tokens(*(extract_tokens(enc, a, stream, device=device, name=f"{name}: {split} features",
+                                                          **show) for a, split in ((train, "train"), (test, "test"))))
+        rows.append(probe(lambda: LinearClassifier(enc.out_dim, k), _linear, [name], f"{name} probe"))
+    if len(encoders) == 2:
+        a, b = list(encoders)
         dim = encoders[a].out_dim
-        torch.manual_seed(seed)
-        rows.append(train_head(LinearClassifier(dim, k), _average, [feats[a][0], feats[b][0]], ytr,
-                               [feats[a][1], feats[b][1]], yte, cfg, seed, name=f"{a}+{b} average",
-                               device=device))
-        torch.manual_seed(seed)
-        align = FeatureAlignment(dim, k, num_heads=cfg.heads)
-        rows.append(train_head(align, _align, [feats[a][0], feats[b][0]], ytr,
-                               [feats[a][1], feats[b][1]], yte, cfg, seed, name=f"{a}+{b} aligned",
-                               device=device))
+        rows.append(probe(lambda: LinearClassifier(dim, k), _average, [a, b], f"{a}+{b} average"))
+        rows.append(probe(lambda: FeatureAlignment(dim, k, num_heads=cfg.heads), _align, [a, b], f"{a}+{b} aligned"))
     return rows

@@ -1,56 +1,15 @@
-"""``asma train``: the run result, run directories, and repeats over seeds."""
+"""``asma train``: one run (one stream or several, :mod:`asma.train.pipeline`) and repeats over seeds."""
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from rich.console import Console
 
-from ..data.arrays import SkeletonArrays
-from ..io import atomic_write_json, save_tensors
+from ..io import atomic_write_json
 from .config import TrainConfig
-from .probe import ProbeResult
-from .rundir import record_encoder_hashes
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    rows: List[ProbeResult]
-    pretrain_history: List[Dict] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def row(self, name: str) -> ProbeResult:
-        for r in self.rows:
-            if r.name == name:
-                return r
-        raise KeyError(f"no result row {name!r}; rows: {[r.name for r in self.rows]}")
-
-
-def default_run_dir(cfg: TrainConfig) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.data.dataset}-{cfg.model.backbone}-{stamp}"
-
-
-def check_compatible(cfg: TrainConfig, train: SkeletonArrays) -> None:
-    """The dataset's layout must be the one the config names (when the config names one)."""
-    skel = train.skeleton
-    if cfg.data.dataset == "synthetic" and skel.name != cfg.data.layout:
-        raise ValueError(f"dataset layout {skel.name!r} differs from data.layout={cfg.data.layout!r}")
-
-
-def save_encoders(model, run_dir: Path, cfg: TrainConfig, train: SkeletonArrays) -> None:
-    """Write each encoder as ``encoders/<name>/model.safetensors`` + ``config.json`` (self-describing)."""
-    for name, enc in model.encoders.items():
-        d = run_dir / "encoders" / name
-        save_tensors(d / "model.safetensors", enc.state_dict())
-        atomic_write_json(d / "config.json", {
-            "backbone": enc.config, "layout": train.skeleton.to_dict(), "in_channels": enc.in_channels,
-            "stream": cfg.data.stream, "num_frames": train.shape[2], "masking": list(cfg.model.encoders[name]),
-            "class_names": train.class_names})
-    record_encoder_hashes(run_dir)  # their sha256, verified by load_encoders
+from .pipeline import RunResult, default_run_dir, run_pipeline, run_streams
 
 
 def run_train(cfg: TrainConfig, *, resume: bool = False, console: Optional[Console] = None,
@@ -59,7 +18,6 @@ def run_train(cfg: TrainConfig, *, resume: bool = False, console: Optional[Conso
     directory, for one stream or, with ``cfg.streams``, for each stream plus their fusion
     (:func:`~asma.train.pipeline.run_streams`). ``probe=False`` pretrains only (``asma pretrain``).
     See :mod:`asma.train.pipeline` for the run directory layout and resumption."""
-    from .pipeline import run_pipeline, run_streams
     if not probe:
         cfg.stages = ["pretrain"]
     if cfg.streams:

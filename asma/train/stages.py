@@ -1,31 +1,25 @@
 """Stage commands on an existing run directory (``asma linear``, ``asma finetune``, ``asma
 distill``, ``asma evaluate``): each opens the run (config, pretrained encoders, downstream data)
-and runs one stage of :mod:`asma.train.pipeline`, recording it in ``status.json``."""
+and runs one stage of :mod:`asma.train.downstream`, recording it in ``status.json``."""
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
 from rich.console import Console
 
-from ..data.arrays import SkeletonArrays
+from ..io import atomic_write_json
+from ..models.classifiers import EncoderClassifier
 from ..models.heads import LinearClassifier
-from ..models.registry import Backbone
-from .config import DistillConfig, FinetuneConfig, TrainConfig
-from .pipeline import (DISTILL_DIRS, distill_stage, finetune_stage, linear_stage, load_student, mark_done, open_run,
-                       write_summary)
+from .config import DistillConfig, FinetuneConfig
+from .distill import depth_sweep, tau_sweep
+from .downstream import (DISTILL_DIRS, distill_stage, finetune_stage, finetuned_teacher, linear_stage, load_student,
+                         make_teacher, run_logger, write_summary)
+from .engine import is_main_process
+from .evaluate import evaluate, write_eval
 from .probe import ProbeResult
-
-
-def load_run(run_dir) -> Tuple[TrainConfig, Dict[str, Backbone], SkeletonArrays, SkeletonArrays]:
-    """Config, pretrained encoders and the run's downstream train/test data.
-
-    Raises:
-        ValueError: when ``run_dir`` has no config or no saved encoders (names the path).
-    """
-    ctx = open_run(run_dir)
-    return ctx.cfg, ctx.encoders, ctx.train, ctx.test
+from .rundir import load_weights, mark_done, open_run
 
 
 def _open(run_dir, device: Optional[str]):
@@ -35,11 +29,12 @@ def _open(run_dir, device: Optional[str]):
     return ctx
 
 
-def linear_run(run_dir, *, console: Optional[Console] = None, device: Optional[str] = None) -> List[ProbeResult]:
-    """Linear evaluation of a run's encoders (writes ``<run>/linear/``); ``device`` overrides
-    the run's (``cpu``, ``cuda``, ``auto``, ...)."""
+def linear_run(run_dir, *, console: Optional[Console] = None, device: Optional[str] = None,
+               progress: bool = True) -> List[ProbeResult]:
+    """Linear evaluation of a run's encoders, the ``random-init`` row first (writes
+    ``<run>/linear/``); ``device`` overrides the run's (``cpu``, ``cuda``, ``auto``, ...)."""
     ctx = _open(run_dir, device)
-    rows = linear_stage(ctx, console=console)
+    rows = linear_stage(ctx, console=console, progress=progress)
     mark_done(run_dir, "linear")
     write_summary(ctx)
     return rows
@@ -82,9 +77,6 @@ def evaluate_run(run_dir, stage: str, name: Optional[str] = None, device: Option
     Returns:
         :class:`~asma.train.evaluate.EvalResult` (top-1/top-5, per-class accuracy, confusion matrix).
     """
-    from .evaluate import evaluate, write_eval
-    from ..models.classifiers import EncoderClassifier
-    from .pipeline import finetuned_teacher, load_weights
     ctx = _open(run_dir, device)
     run = Path(run_dir)
     if stage == "finetune":
@@ -121,10 +113,6 @@ def sweep_run(run_dir, what: str, values, dc: Optional[DistillConfig] = None, *,
     Raises:
         ValueError: for an unknown ``what`` or an empty ``values``.
     """
-    from ..io import atomic_write_json
-    from .distill import depth_sweep, tau_sweep
-    from .engine import is_main_process
-    from .pipeline import make_teacher
     if what not in ("tau", "layers"):
         raise ValueError(f"sweep over 'tau' or 'layers', not {what!r}")
     values = list(values)
@@ -135,9 +123,10 @@ def sweep_run(run_dir, what: str, values, dc: Optional[DistillConfig] = None, *,
     teacher, t_res = make_teacher(ctx, dc.teacher)
     out = Path(run_dir) / "sweeps"
     args = (teacher, ctx.train, ctx.test, dc)
-    kw = dict(stream=ctx.stream, seed=ctx.cfg.seed, run_dir=out / what, device=ctx.cfg.device)
-    rows = tau_sweep(*args, [float(v) for v in values], **kw) if what == "tau" else \
-        depth_sweep(*args, [int(v) for v in values], **kw)
+    with run_logger(ctx) as log:  # the run's one metrics file
+        kw = dict(stream=ctx.stream, seed=ctx.cfg.seed, run_dir=out / what, device=ctx.cfg.device, logger=log)
+        rows = tau_sweep(*args, [float(v) for v in values], **kw) if what == "tau" else \
+            depth_sweep(*args, [int(v) for v in values], **kw)
     if is_main_process():
         atomic_write_json(out / f"{what}.json", {"what": what, "teacher": {**t_res.as_dict(), "kind": dc.teacher},
                                                  "config": asdict(dc), "rows": rows})

@@ -9,9 +9,11 @@ from asma.data.synthetic import SyntheticConfig, make_synthetic
 from asma.models.registry import create_backbone
 from asma.train.config import ProbeConfig
 from asma.models.heads import ProjectedHead
-from asma.train.distill import DistillConfig, depth_sweep, distill, tau_sweep
+from asma.train.config import DistillConfig
+from asma.train.distill import depth_sweep, distill, tau_sweep
 from asma.train.evaluate import predict_logits
-from asma.train.finetune import FinetuneConfig, finetune, fit_aligned_probe
+from asma.train.config import FinetuneConfig
+from asma.train.finetune import finetune, fit_aligned_probe
 
 STUDENT = {"width": 8, "dropout": 0.0}  # D = 32
 

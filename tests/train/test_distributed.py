@@ -19,8 +19,7 @@ from torch import nn
 from asma.losses import BarlowTwinsLoss
 from asma.models.heads import Projector
 from asma.models.registry import create_backbone
-from asma.train.distributed import (init_distributed, is_distributed, per_rank_batch_size, shard_indices,
-                                    unwrap, world_size)
+from asma.train.distributed import init_distributed, is_distributed, split_batch, world_size
 
 WORLD, B, LAMBDA = 2, 4, 5e-3
 
@@ -67,10 +66,10 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         ddp = wrap_ddp(model)
         x1, x2 = _views()
         order = torch.arange(world * B)  # the global batch, identical on every rank
-        idx = shard_indices(order, rank, world)
+        idx = order[split_batch(order.shape[0], world)[rank]]
         loss = _loss(ddp, x1[idx], x2[idx])
         loss.backward()
-        grads = {f"grad.{n}": p.grad.detach().clone() for n, p in unwrap(ddp).named_parameters()
+        grads = {f"grad.{n}": p.grad.detach().clone() for n, p in ddp.module.named_parameters()
                  if p.grad is not None}
         save_file({"loss": loss.detach().reshape(1), **grads}, os.path.join(out_dir, f"rank{rank}.safetensors"))
     finally:
@@ -109,18 +108,14 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path):
     assert abs(half - ref_loss.item()) > 1e-3
 
 
-def test_shard_indices_are_contiguous_and_cover_the_batch():
+def test_split_batch_parts_are_contiguous_and_cover_the_batch():
     order = torch.randperm(12, generator=torch.Generator().manual_seed(0))
-    shards = [shard_indices(order, r, 3) for r in range(3)]
-    assert all(s.shape == (4,) for s in shards)
-    assert torch.equal(torch.cat(shards), order)  # rank order restores the global batch
-    with pytest.raises(ValueError, match="cannot be split evenly"):
-        shard_indices(order, 0, 5)
-    with pytest.raises(ValueError, match="invalid shard"):
-        shard_indices(order, 3, 3)
-    assert per_rank_batch_size(128, 4) == 32
-    with pytest.raises(ValueError, match="not a multiple"):
-        per_rank_batch_size(10, 4)
+    parts = split_batch(12, 3)
+    assert [p.stop - p.start for p in parts] == [4, 4, 4]
+    assert torch.equal(torch.cat([order[p] for p in parts]), order)  # rank order restores the global batch
+    assert [p.stop - p.start for p in split_batch(11, 3)] == [4, 4, 3]  # uneven: the first ranks get one more
+    with pytest.raises(ValueError, match="invalid world size"):
+        split_batch(12, 0)
 
 
 def test_single_process_is_a_no_op(monkeypatch):
@@ -131,12 +126,12 @@ def test_single_process_is_a_no_op(monkeypatch):
     assert not is_distributed() and world_size() == 1
     from asma.train.distributed import wrap_ddp
     m = nn.Linear(2, 2)
-    assert wrap_ddp(m) is m and unwrap(m) is m
+    assert wrap_ddp(m) is m
 
 
 # ----------------------------------------------------------------------------- fine-tuning / distillation
 #
-# fit_epochs keeps the last partial batch: each global batch is split with torch.tensor_split
+# fit keeps the last partial batch: each global batch is split with torch.tensor_split
 # (uneven parts) and each rank's loss scaled by b_rank * W / b_global. Exact equivalence is checked
 # on models without train-mode BatchNorm (the alignment module on frozen encoders, a linear model);
 # models with BatchNorm are checked for identical weights on every rank and rank-0-only writing.
@@ -166,10 +161,11 @@ def _aligned_run(data, batch_size):
 
 
 def _augmented_linear_run(data, batch_size):
-    """fit_epochs on a linear model of augmented clips: the augmentations are drawn for the global
+    """The engine (fit) on a linear model of augmented clips: the augmentations are drawn for the global
     batch and cut per rank (batch_clips), so W processes must reproduce one exactly."""
     from asma.data.transforms import Augment, AugmentConfig
-    from asma.train.finetune import batch_clips, fit_epochs, stream_tensor
+    from asma.train.finetune import stream_tensor
+    from asma.train.loop import batch_clips, fit
     clips = stream_tensor(data, "joint")
     labels = torch.as_tensor(data.labels, dtype=torch.long)
     augment = Augment(AugmentConfig(), data.skeleton.flip_perm, data.num_coords)
@@ -181,7 +177,7 @@ def _augmented_linear_run(data, batch_size):
         logits = net(batch_clips(clips, batch, augment, g, torch.device("cpu")).flatten(1))
         return nn.functional.cross_entropy(logits, labels[batch.idx]), {}
 
-    hist = fit_epochs(lin, opt, batch_loss, len(clips), batch_size, 2, 1e-3, seed=1, rng_stream=3)
+    hist = fit(lin, opt, batch_loss, len(clips), batch_size, 2, seed=1, rng_stream=3)
     return {**{f"lin.{k}": v.detach().clone() for k, v in lin.state_dict().items()},
             "loss": torch.tensor([h["loss"] for h in hist], dtype=torch.float64)}
 

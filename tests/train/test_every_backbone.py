@@ -7,8 +7,10 @@ import torch
 from asma.data.synthetic import SyntheticConfig, make_synthetic, split
 from asma.models import list_backbones
 from asma.train import make_config, pretrain
-from asma.train.distill import DistillConfig, distill
-from asma.train.finetune import FinetuneConfig, finetune
+from asma.train.config import DistillConfig
+from asma.train.distill import distill
+from asma.train.config import FinetuneConfig
+from asma.train.finetune import finetune
 from asma.train.probe import linear_evaluation
 
 

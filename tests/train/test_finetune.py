@@ -10,7 +10,8 @@ from asma.train.config import ProbeConfig
 from asma.train.evaluate import evaluate
 from asma.models.alignment import AlignedClassifier
 from asma.models.classifiers import EncoderClassifier
-from asma.train.finetune import FinetuneConfig, finetune, finetune_aligned, fit_aligned_probe
+from asma.train.config import FinetuneConfig
+from asma.train.finetune import finetune, finetune_aligned, fit_aligned_probe
 from asma.train.probe import linear_evaluation
 
 ENC = dict(hidden_channels=4, out_channels=16)

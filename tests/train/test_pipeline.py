@@ -84,13 +84,13 @@ def _interrupt_at(monkeypatch, module, stage_dir: str, tag: str):
 
 def test_interrupted_stages_resume_to_the_uninterrupted_numbers(tmp_path, monkeypatch):
     import sys
-    ft, pt = sys.modules["asma.train.loop"], sys.modules["asma.train.pretrain"]  # the modules, not the functions
+    ft = sys.modules["asma.train.loop"]  # the engine's module, not the function
     ref = run_pipeline(_tiny_cfg(tmp_path / "ref"), progress=False)
     ref_rows = {r.name: r.top1 for r in ref.rows}
 
     cfg = _tiny_cfg(tmp_path / "cut")
     with monkeypatch.context() as m:
-        _interrupt_at(m, pt, "pretrain", "epoch-0001")
+        _interrupt_at(m, ft, "pretrain", "epoch-0001")
         with pytest.raises(KeyboardInterrupt):
             run_pipeline(cfg, progress=False)
     assert not (tmp_path / "cut" / "status.json").exists()
@@ -111,6 +111,12 @@ def test_interrupted_stages_resume_to_the_uninterrupted_numbers(tmp_path, monkey
     log = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert sum(1 for x in log if x["stage"] == "linear") == 1
     assert [x["epoch"] for x in log if x["stage"] == "pretrain"] == [0, 1, 2]
+    # one metrics file per run, every epoch of every stage in it exactly once despite the crashes
+    assert sorted(p.relative_to(tmp_path / "cut").as_posix() for p in (tmp_path / "cut").rglob("metrics.*")) == \
+        ["metrics.jsonl"]
+    for stage in ("theta", "phi", "finetune-aligned", "distill"):
+        epochs = [x["epoch"] for x in log if x["stage"] == stage]
+        assert epochs == list(range(len(epochs))) and epochs, stage
 
 
 def test_transfer_pretrains_on_one_dataset_and_evaluates_on_another(tmp_path):

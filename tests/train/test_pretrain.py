@@ -31,7 +31,7 @@ def test_resume_reproduces_uninterrupted_losses(tmp_path):
 
 def test_resume_without_checkpoint_is_clear(tmp_path):
     cfg, data = _small()
-    with pytest.raises(ValueError, match="no pretraining checkpoint"):
+    with pytest.raises(ValueError, match="no pretrain checkpoint in .*pretrain"):
         pretrain(cfg, data, tmp_path / "none", progress=False, resume=True)
 
 

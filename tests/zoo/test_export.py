@@ -20,7 +20,8 @@ from asma.zoo.export import export_run, exportable
 def run(tmp_path_factory):
     """A finished tiny run: ``{"dir", "ctx" (open_run), "clips" (N, C, T, V, M) joints, "results"}``."""
     from asma.train.config import make_config
-    from asma.train.pipeline import open_run, run_pipeline
+    from asma.train.pipeline import run_pipeline
+    from asma.train.rundir import open_run
     cfg = make_config("tiny")
     cfg.data.clips_per_class, cfg.data.num_classes = 8, 3
     cfg.pretrain.epochs, cfg.pretrain.batch_size, cfg.probe.epochs = 1, 8, 3
@@ -45,7 +46,7 @@ def _exported_logits(folder, clips):
 
 
 def test_student_reproduces_the_runs_student(run, tmp_path):
-    from asma.train.pipeline import load_student
+    from asma.train.downstream import load_student
     from asma.train.stages import evaluate_run
     cfg = export_run(run["dir"], "student", tmp_path / "student", license="apache-2.0", base_model="org/teacher")
     logits, loaded = _exported_logits(tmp_path / "student", run["clips"])
@@ -69,7 +70,7 @@ def test_student_reproduces_the_runs_student(run, tmp_path):
 
 
 def test_teacher_reproduces_the_finetuned_aligned_classifier(run, tmp_path):
-    from asma.train.pipeline import finetuned_teacher
+    from asma.train.downstream import finetuned_teacher
     from asma.train.stages import evaluate_run
     export_run(run["dir"], "teacher", tmp_path / "teacher")
     logits, cfg = _exported_logits(tmp_path / "teacher", run["clips"])
@@ -83,7 +84,7 @@ def test_teacher_reproduces_the_finetuned_aligned_classifier(run, tmp_path):
 
 
 def test_classifier_and_encoder(run, tmp_path):
-    from asma.train.pipeline import load_encoders
+    from asma.train.rundir import load_encoders
     from asma.train.stages import evaluate_run
     export_run(run["dir"], "classifier-theta", tmp_path / "clf")
     logits, cfg = _exported_logits(tmp_path / "clf", run["clips"])
@@ -142,7 +143,7 @@ def test_cli_export(run, tmp_path):
 
 def test_create_model_builds_a_runs_models_in_memory(run):
     import asma
-    from asma.train.pipeline import finetuned_teacher, load_student
+    from asma.train.downstream import finetuned_teacher, load_student
     clips = run["clips"]
     student = asma.create_model(str(run["dir"]), pretrained=True)  # a bare run: its student
     assert not student.training and student.pretrained_cfg.kind == "student"
