@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..data.arrays import SkeletonArrays
-from .common import PlotResult, png_path, finish, pyplot
+from .common import PlotResult, finish, png_path, pyplot
 
 #: What a run directory can embed: its pretrained encoders by name, or a distilled student.
 STUDENTS = {"student": "distill", "student-ft": "distill-ft"}
@@ -52,7 +52,7 @@ def run_encoder(run_dir, model: str = "theta"):
     Raises:
         ValueError: for a name the run does not have (names the ones it has).
     """
-    from ..train.pipeline import load_student
+    from ..train.downstream import load_student
     from ..train.rundir import open_run
     ctx = open_run(run_dir)
     if model in STUDENTS:
@@ -112,8 +112,8 @@ def tsne_data(encoder, arrays: SkeletonArrays, stream: str = "joint", num_classe
 
 def plot_tsne(encoder, arrays: SkeletonArrays, out, stream: str = "joint", num_classes: Optional[int] = None,
               seed: int = 0, perplexity: float = 30.0, title: Optional[str] = None) -> PlotResult:
-    """Scatter of :func:`tsne_data` coloured by class. Writes ``out``, ``<stem>.csv`` (clip,
-    label, class, x, y) and ``<stem>.json``."""
+    """Scatter of :func:`tsne_data` coloured by class (``title`` gets the clip and class counts
+    appended). Writes ``out``, ``<stem>.csv`` (clip, label, class, x, y) and ``<stem>.json``."""
     png_path(out)
     plt = pyplot()
     d, _ = tsne_data(encoder, arrays, stream, num_classes, seed, perplexity)
@@ -129,7 +129,8 @@ def plot_tsne(encoder, arrays: SkeletonArrays, out, stream: str = "joint", num_c
     ax.set_xlabel("t-SNE 1")
     ax.set_ylabel("t-SNE 2")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False, markerscale=1.5)
-    ax.set_title(title or f"t-SNE of {len(labels)} clip embeddings, {len(d['classes'])} classes", fontsize=10)
+    what = f"{len(labels)} clips, {len(d['classes'])} classes"
+    ax.set_title(f"{title}\n({what})" if title else f"t-SNE of {what}", fontsize=10)
     table = [[c, arrays.names[c] if arrays.names else str(c), int(lab), d["class_names"][lab], float(x), float(y)]
              for c, lab, (x, y) in zip(d["clips"], labels, pts)]
     return finish(fig, out, d, (["clip", "name", "label", "class", "x", "y"], table))
