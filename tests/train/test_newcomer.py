@@ -80,3 +80,11 @@ def test_asma_linear_has_the_random_init_row_of_asma_train(tmp_path):
     rows = linear_run(tmp_path / "run", progress=False)
     assert [r.name for r in rows][0] == "random-init probe"
     assert [(r.name, r.top1, r.top5) for r in rows] == [(r.name, r.top1, r.top5) for r in full.rows]
+
+
+def test_log_lines_do_not_show_source_file_names():
+    from asma.cli.main import console
+    with console.capture() as cap:
+        console.log("stage: linear")
+    out = cap.get()
+    assert "stage: linear" in out and ".py:" not in out
