@@ -46,10 +46,12 @@ def plot_sweep(run_dir, out, what: str = "pairings", title: Optional[str] = None
         im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis")
         for i in range(3):
             for j in range(3):
-                if not np.isnan(grid[i, j]):
-                    text = f"{grid[i, j]:.1f}" + (f"\n± {std[i, j]:.1f}" if seeds > 1 else "")
-                    ax.text(j, i, text, ha="center", va="center", fontsize=10,
-                            color="white" if grid[i, j] < np.nanmean(grid) else "black")
+                if np.isnan(grid[i, j]):
+                    ax.text(j, i, "not run", ha="center", va="center", fontsize=8, color="0.5")
+                    continue
+                text = f"{grid[i, j]:.1f}" + (f"\n± {std[i, j]:.1f}" if seeds > 1 else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=10,
+                        color="white" if grid[i, j] < np.nanmean(grid) else "black")
         ax.set_xticks(range(3))
         ax.set_xticklabels([f"{s}-motion" if s != "random" else "random" for s in S])
         ax.set_yticks(range(3))
