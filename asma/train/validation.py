@@ -44,6 +44,7 @@ FLOAT_BOUNDS: Dict[str, Tuple[float, float, bool]] = {
 #: ``key: allowed values``.
 CHOICES: Dict[str, Tuple[str, ...]] = {
     "data.stream": ("joint", "bone", "motion"), "model.frame_mode": ("drop", "zero"),
+    "model.anchor": ("augmented", "raw"),
     "distill.mode": ("logits", "features"), "distill.teacher": ("linear", "finetune"),
 }
 #: Largest integer in ``model.backbone_cfg``, ``distill.student_cfg`` and ``model.projector``
