@@ -98,9 +98,10 @@ def undirected_edges(skeleton) -> np.ndarray:
 
 
 def draw_skeleton(ax, xy: np.ndarray, skeleton, colors=None, size: float = 40.0, bone_color: str = "0.6",
-                  highlight: Optional[np.ndarray] = None, labels: bool = False) -> None:
+                  highlight: Optional[np.ndarray] = None, labels: bool = False, image_y: bool = False) -> None:
     """Draw one pose: bones as lines, joints as dots (``colors`` per joint), joints in
-    ``highlight`` (bool ``(V,)``) as large red crosses, optionally 1-based joint numbers.
+    ``highlight`` (bool ``(V,)``) as large red crosses, optionally 1-based joint numbers;
+    ``image_y`` for 2D image coordinates (y pointing down).
 
     Shapes:
         - **xy**: :math:`(V, 2)` image-plane coordinates (x right, y up)
@@ -118,17 +119,20 @@ def draw_skeleton(ax, xy: np.ndarray, skeleton, colors=None, size: float = 40.0,
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    if image_y:
+        ax.invert_yaxis()
 
 
-def front_direction(clip: np.ndarray) -> np.ndarray:
+def front_direction(clip: np.ndarray, num_coords: int = 3) -> np.ndarray:
     """The horizontal direction in which a clip's skeleton is widest: the principal axis of its
     joints' (x, z) positions around each frame's mean (the shoulder/hip line of a person seen
-    from any side), so that :func:`pose_xy` draws a front view. ``(1, 0)`` for 2D clips.
+    from any side), so that :func:`pose_xy` draws a front view. ``(1, 0)`` for 2D clips
+    (``num_coords=2``: a third channel is a confidence, not z).
 
     Shapes:
         - **clip**: :math:`(C, T, V, M)` -> **output**: :math:`(2,)` unit vector over (x, z)
     """
-    if clip.shape[0] < 3:
+    if num_coords < 3 or clip.shape[0] < 3:
         return np.array([1.0, 0.0])
     xz = np.asarray(clip[[0, 2], :, :, 0], dtype=np.float64)          # (2, T, V)
     present = np.abs(clip[:3, :, :, 0]).sum(axis=(0, 2)) > 0

@@ -56,7 +56,7 @@ def _frame_strip(ax, clip: np.ndarray, skeleton, masked: Sequence[int], step: fl
         xy = pose_xy(clip, t, direction=front)
         if not np.abs(xy).any():
             continue
-        xy = xy + np.array([t * step, 0.0])
+        xy = xy + np.array([t * step - xy[:, 0].mean(), 0.0])  # frame t centred at t * step
         hit = t in masked
         for a, b in edges:
             ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="red" if hit else "0.65", lw=1.3 if hit else 0.7)
@@ -83,7 +83,8 @@ def plot_masks(arrays: SkeletonArrays, out, index: int = 0, n_joints: int = 9, n
     d.update(clip=index, clip_name=(arrays.names[index] if arrays.names else str(index)),
              label=arrays.class_names[int(arrays.labels[index])], joints=list(skel.joint_names))
     T, V = clip.shape[1], skel.num_joints
-    front = front_direction(clip)
+    front = front_direction(clip, arrays.num_coords)
+    image_y = arrays.num_coords < 3
     xy = pose_xy(clip, T // 2, direction=front)
     fig = plt.figure(figsize=(17, 16))
     gs = fig.add_gridspec(8, 3, height_ratios=[2.6, 0.9] + [0.8, 0.5] * 3, hspace=0.5, wspace=0.25)
@@ -92,7 +93,7 @@ def plot_masks(arrays: SkeletonArrays, out, index: int = 0, n_joints: int = 9, n
         hit = np.zeros(V, bool)
         hit[d["joint_masks"][s]] = True
         draw_skeleton(ax, xy, skel, colors=plt.get_cmap("viridis")(np.array(d["degree"]) / max(d["degree"])),
-                      highlight=hit, labels=True)
+                      highlight=hit, labels=True, image_y=image_y)
         ax.set_title(f"{SPATIAL[s]}: {n_joints} of {V} joints masked\n(red crosses, frame {T // 2})", fontsize=10)
         axf = fig.add_subplot(gs[1, i])
         axf.bar(np.arange(1, V + 1), d["joint_frequency"][s], color="tab:red", alpha=0.75)
@@ -106,6 +107,8 @@ def plot_masks(arrays: SkeletonArrays, out, index: int = 0, n_joints: int = 9, n
     for r, t in enumerate(TEMPORAL):
         ax = fig.add_subplot(gs[2 + 2 * r, :])
         _frame_strip(ax, clip, skel, d["frame_masks"][t], step, front)
+        if image_y:
+            ax.invert_yaxis()
         ax.set_title(f"{TEMPORAL[t]}: {n_frames} of {T} frames masked (red)", fontsize=10, loc="left")
         ax.set_xlim(-step, T * step)
         am = fig.add_subplot(gs[3 + 2 * r, :])
@@ -116,6 +119,9 @@ def plot_masks(arrays: SkeletonArrays, out, index: int = 0, n_joints: int = 9, n
         am.set_ylabel("motion $a_t$", fontsize=8)
         am.tick_params(labelsize=7)
         am.set_xlabel("frame", fontsize=8)
+        ax.apply_aspect()  # the equal-aspect strip may be narrower than its cell: align the bars with it
+        p, q = ax.get_position(), am.get_position()
+        am.set_position([p.x0, q.y0, p.width, q.height])
     fig.suptitle(title or f"Masking strategies on clip {d['clip_name']} ({d['label']}, {getattr(skel, 'name', '')}); "
                  f"seed {seed}", fontsize=12)
     return finish(fig, out, d)

@@ -68,7 +68,7 @@ def mean_pose(arrays: SkeletonArrays, max_clips: int = 500) -> np.ndarray:
         present = np.flatnonzero(np.abs(clip[:, :, :, 0]).sum(axis=(0, 2)) > 0)
         if not len(present):
             continue
-        front = front_direction(clip)
+        front = front_direction(clip, arrays.num_coords)
         xy = np.mean([(lambda q: q - q.mean(axis=0))(pose_xy(clip, int(t), direction=front)) for t in present], axis=0)
         if ref is None:
             ref = xy
@@ -95,7 +95,8 @@ def plot_motion_degree(arrays: SkeletonArrays, out, title: Optional[str] = None)
     fig = plt.figure(figsize=(max(12, 0.55 * V + 4), 8.5))
     gs = fig.add_gridspec(2, 2, width_ratios=[1, 2.6], height_ratios=[1, 1.1], hspace=0.55, wspace=0.12)
     ax0 = fig.add_subplot(gs[:, 0])
-    draw_skeleton(ax0, mean_pose(arrays), skel, colors=colors, size=70, labels=True)
+    draw_skeleton(ax0, mean_pose(arrays), skel, colors=colors, size=70, labels=True,
+                  image_y=arrays.num_coords < 3)
     ax0.set_title("(a) joints coloured by degree\n(mean pose, front view)")
     for k in sorted(set(degree.astype(int).tolist())):
         ax0.scatter([], [], color=cmap(k), s=50, edgecolors="k", linewidths=0.4, label=f"degree {k}")
