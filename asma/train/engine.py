@@ -107,10 +107,10 @@ def is_main_process() -> bool:
 
 
 def make_progress(console: Optional[Console] = None, enabled: bool = True) -> Progress:
-    """A rich progress bar with ``loss`` and ``rate`` fields (pass them to ``add_task``), shown on
-    rank 0 only."""
+    """A rich progress bar with ``loss`` (text, e.g. ``"loss 0.123"``) and ``rate`` (clips/s)
+    fields (pass them to ``add_task``), shown on rank 0 only."""
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} samples/s"),
+                    TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]} clips/s"),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                     console=console, disable=not enabled or not is_main_process(), transient=False)
 

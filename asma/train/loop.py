@@ -157,10 +157,10 @@ def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLo
     net = wrap_ddp(module) if plan.world > 1 else module
     history: List[Dict[str, Any]] = []
     with make_progress(console, progress) as bar:
-        task = bar.add_task(stage, total=max(0, end - start) * plan.steps, loss="-", rate="-")
+        task = bar.add_task(stage, total=max(0, end - start) * plan.steps, loss="loss -", rate="-")
         for epoch in range(start, end):
             record = _epoch(net, module, optimizer, sched, batch_loss, n, plan, epoch, seed, stage, rng_stream,
-                            lambda loss, rate: bar.update(task, advance=1, loss=f"{loss:.3f}", rate=f"{rate:.0f}"))
+                            lambda loss, rate: bar.update(task, advance=1, loss=f"loss {loss:.3f}", rate=f"{rate:.0f}"))
             history.append(record)
             logger.log(record)
             if ckpt_dir is not None and plan.is_main:

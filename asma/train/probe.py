@@ -44,7 +44,7 @@ def extract_tokens(encoder: Backbone, arrays: SkeletonArrays, stream: str = "joi
     skel = arrays.skeleton
     out = []
     with make_progress(console, progress) as bar:
-        task = bar.add_task(name, total=len(arrays), loss="-", rate="-")
+        task = bar.add_task(name, total=len(arrays), loss="", rate="-")
         t0 = time.perf_counter()
         for i in range(0, len(arrays), batch_size):
             x = torch.from_numpy(np.array(arrays.data[i:i + batch_size], dtype=np.float32))  # memmaps are read-only
