@@ -25,8 +25,8 @@ class GraphConv(nn.Module):
     :math:`C_{out}` channels, plus the bias term :math:`\sum_k \mathbf{b}_k \sum_v \mathbf{A}_{k,v,w}`.
     The same value as convolving first (ST-GCN's order, the parameters are stored as its
     :math:`1\times1` convolution to :math:`K \cdot C_{out}` channels, so lineage checkpoints load),
-    with the same FLOPs, but forward + backward run about 1.2x faster on CPU (benchmarks/); dense
-    einsums beat sparse message passing on 17-33 joints.
+    with no more FLOPs (fewer in widening blocks) and a faster forward + backward on CPU
+    (``benchmarks/graph_conv.py``); dense einsums beat sparse message passing on 17-33 joints.
 
     Args:
         in_channels (int): :math:`C_{in}`.
