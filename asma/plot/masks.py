@@ -32,7 +32,7 @@ def mask_examples(clip: np.ndarray, skeleton, n_joints: int = 9, n_frames: int =
         containing each joint), ``motion`` (:math:`a_t`, Eqs. 3-4) and ``frame_masks``
         (strategy -> masked frame indices).
     """
-    x = torch.as_tensor(np.asarray(clip, dtype=np.float32))[None]
+    x = torch.from_numpy(np.array(clip, dtype=np.float32))[None]  # a copy: memmapped stores are read-only
     degree = skeleton.degree()
     g = torch.Generator().manual_seed(seed)
     out: Dict[str, Dict] = {"joint_masks": {}, "joint_probs": {}, "joint_frequency": {}, "frame_masks": {}}

@@ -113,3 +113,21 @@ def test_sweep_figures_from_the_sweep_files(tmp_path, assert_png):
     assert_png(plot_sweep(tmp_path, tmp_path / "t7.png", "n_frames").png)
     with pytest.raises(ValueError, match="run 'asma sweep --run-dir .* --over n_joints' first"):
         plot_sweep(tmp_path, tmp_path / "x.png", "n_joints")
+
+
+def test_plot_commands_on_prepared_utkinect(realdata, tmp_path, assert_png):
+    from click.testing import CliRunner
+
+    from asma.cli.main import main
+    r = CliRunner()
+    out = r.invoke(main, ["data", "prepare", "utkinect", "--raw", str(realdata / "utkinect_action3d"),
+                          "--out", str(tmp_path / "data")])
+    assert out.exit_code == 0, out.output
+    common = ["--dataset", "utkinect-xsub", "--data-dir", str(tmp_path / "data")]
+    out = r.invoke(main, ["plot", "motion", *common, "--out", str(tmp_path / "m.png")])
+    assert out.exit_code == 0, out.output
+    assert_png(tmp_path / "m.png")
+    d = json.loads((tmp_path / "m.json").read_text())
+    assert d["num_clips"] == 199 and d["layout"] == "kinect20"  # train + test: every segment with an interval
+    out = r.invoke(main, ["plot", "masks", *common, "--split", "test", "--clip", "500", "--out", str(tmp_path / "k.png")])
+    assert out.exit_code == 2 and "clip index 500 is out of range" in out.output
