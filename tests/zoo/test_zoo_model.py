@@ -76,6 +76,11 @@ def test_model_card_metadata(saved, classifier_config):
     values = {m["name"]: m["value"] for r in results for m in r["metrics"]}
     assert values == {"top-1 accuracy": 81.5, "top-5 accuracy": 96.25}
     assert "asma zoo pull" in card.text and "| stream | bone |" in card.text and "drink water" in card.text
+    # the pretrained_cfg facts of config.json are in the card too
+    assert "| input (C, T, V, M) | 3, 16, 25, 2 |" in card.text
+    assert f"| parameters | {classifier_config.num_params:,} |" in card.text
+    assert f"| GFLOPs per clip | {classifier_config.gflops:g} |" in card.text
+    assert "asma.create_model(" in card.text
 
 
 def test_student_card_has_base_model(make_backbone, class_names):
