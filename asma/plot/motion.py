@@ -105,8 +105,9 @@ def plot_motion_degree(arrays: SkeletonArrays, out, title: Optional[str] = None)
     ax1.bar(np.arange(V), motion, color=colors, edgecolor="k", linewidth=0.4)
     centre = int(skel.center)
     if motion[centre] < 1e-9 * max(float(motion.max()), 1e-12):
-        ax1.annotate("centre joint: subtracted\nby preprocessing", (centre, 0), xytext=(0, 30),
-                     textcoords="offset points", ha="center", fontsize=7, arrowprops={"arrowstyle": "->"})
+        ax1.annotate("centre joint: subtracted\nby preprocessing", (centre, 0), xytext=(0, 45),
+                     textcoords="offset points", ha="center", fontsize=7, arrowprops={"arrowstyle": "->"},
+                     bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})
     ax1.set_xticks(np.arange(V))
     ax1.set_xticklabels([f"{v + 1} {n}" for v, n in enumerate(d["joints"])], rotation=60, ha="right", fontsize=7)
     ax1.set_ylabel("mean displacement\nper frame (data units)")
