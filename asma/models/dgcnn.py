@@ -6,7 +6,7 @@ neither ``torch-cluster`` nor ``pyg-lib`` is needed and the model exports to ONN
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, Union
 
 import torch
 from torch import Tensor, nn
@@ -177,7 +177,8 @@ class DGCNN(SpatioTemporalEncoder):
 
     Args:
         layout, in_channels, hidden_channels, out_channels, channels, strides, temporal_kernel,
-        dropout, data_bn: as :class:`~asma.models.STGCN`.
+        dropout, data_bn: keyword options as :class:`~asma.models.STGCN` (passed to
+            :class:`~asma.models.spatiotemporal.SpatioTemporalEncoder`).
         k (int): neighbours per joint including itself, :math:`1 \le k < V` (default 8).
 
     Defaults on ``ntu25`` with 3 channels: 776,726 parameters and 1.09 GFLOPs per
@@ -189,16 +190,13 @@ class DGCNN(SpatioTemporalEncoder):
         - **output**: ``pooled`` :math:`(N, D)`, ``tokens`` :math:`(N, T', D)`
     """
 
-    def __init__(self, layout: Union[str, Skeleton] = "ntu25", in_channels: int = 3,
-                 hidden_channels: int = 16, out_channels: int = 256,
-                 channels: Optional[Sequence[int]] = None, strides: Optional[Sequence[int]] = None,
-                 temporal_kernel: int = 9, dropout: float = 0.5, data_bn: bool = True, k: int = 8):
+    def __init__(self, layout: Union[str, Skeleton] = "ntu25", in_channels: int = 3, *, k: int = 8,
+                 **kwargs: Any):
         V = get_layout(layout).num_joints
         if not 1 <= int(k) < V:
             raise ValueError(f"k must satisfy 1 <= k < V={V} (the joint itself counts), got {k}")
         self.k = int(k)
-        super().__init__(layout, in_channels, hidden_channels, out_channels, channels, strides,
-                         temporal_kernel, dropout, data_bn)
+        super().__init__(layout, in_channels, **kwargs)
 
     def make_spatial(self, in_channels: int, out_channels: int, index: int) -> nn.Module:
         return FrameEdgeConv(in_channels, out_channels, self.k)

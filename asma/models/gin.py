@@ -4,7 +4,7 @@ ST-GCN-style temporal convolutions (the "GIN" row of the paper's Table 4), on th
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, Union
 
 from torch import Tensor, nn
 from torch_geometric.nn import DenseGINConv
@@ -82,7 +82,8 @@ class GIN(SpatioTemporalEncoder):
 
     Args:
         layout, in_channels, hidden_channels, out_channels, channels, strides, temporal_kernel,
-        dropout, data_bn: as :class:`~asma.models.STGCN`.
+        dropout, data_bn: keyword options as :class:`~asma.models.STGCN` (passed to
+            :class:`~asma.models.spatiotemporal.SpatioTemporalEncoder`).
         eps (float): initial GIN :math:`\epsilon`.
         train_eps (bool): learnable :math:`\epsilon` per layer.
 
@@ -91,14 +92,10 @@ class GIN(SpatioTemporalEncoder):
         - **output**: ``pooled`` :math:`(N, D)`, ``tokens`` :math:`(N, T', D)`
     """
 
-    def __init__(self, layout: Union[str, Skeleton] = "ntu25", in_channels: int = 3,
-                 hidden_channels: int = 16, out_channels: int = 256,
-                 channels: Optional[Sequence[int]] = None, strides: Optional[Sequence[int]] = None,
-                 temporal_kernel: int = 9, dropout: float = 0.5, data_bn: bool = True,
-                 eps: float = 0.0, train_eps: bool = False):
+    def __init__(self, layout: Union[str, Skeleton] = "ntu25", in_channels: int = 3, *, eps: float = 0.0,
+                 train_eps: bool = False, **kwargs: Any):
         self._eps, self._train_eps = float(eps), bool(train_eps)
-        super().__init__(layout, in_channels, hidden_channels, out_channels, channels, strides,
-                         temporal_kernel, dropout, data_bn)
+        super().__init__(layout, in_channels, **kwargs)
 
     def make_spatial(self, in_channels: int, out_channels: int, index: int) -> nn.Module:
         return FrameGINConv(in_channels, out_channels, self.layout.adjacency(), eps=self._eps,

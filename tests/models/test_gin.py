@@ -99,21 +99,9 @@ def test_reset_parameters_restores_eps():
     assert not torch.equal(w, layer.conv.nn[0].weight)
 
 
-def test_gin_backbone_shapes_grads_determinism():
-    model = create_backbone("gin", "ntu25", in_channels=3, **TINY)
+def test_gin_backbone_is_seeded():
+    model = create_backbone("gin", "ntu25", in_channels=3, **TINY)  # shapes, grads: test_spatiotemporal.py
     assert isinstance(model, GIN) and model.out_dim == 16 and model.temporal_stride == 2
-    x = torch.randn(2, 3, 9, 25, 2)
-    pooled, tokens = model(x)
-    assert pooled.shape == (2, 16) and tokens.shape == (2, 5, 16)
-    torch.testing.assert_close(pooled, tokens.mean(1))
-    (pooled.square().sum() + tokens.sum()).backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
-    assert any(p.grad.abs().sum() > 0 for p in model.parameters())
-    model.eval()
-    with torch.no_grad():
-        a, b = model(x)[0], model(x)[0]
-    assert torch.equal(a, b)
     torch.manual_seed(1)
     m1 = create_backbone("gin", **TINY)
     torch.manual_seed(1)

@@ -39,3 +39,21 @@ def test_the_encoders_use_it():
     a = model.train()(x)[0]
     torch.manual_seed(3)
     assert torch.equal(model(x)[0], a)
+
+
+@pytest.mark.parametrize("name, extra", [("stgcn", {}), ("stgcn-student", {}), ("gin", {}), ("dgcnn", {"k": 4})])
+def test_backbone_shapes_grads_determinism(name, extra):
+    model = create_backbone(name, "ntu25", in_channels=3, channels=[8, 8, 16], strides=[1, 2, 1], dropout=0.0,
+                            **extra)
+    assert model.out_dim == 16 and model.temporal_stride == 2
+    x = torch.randn(2, 3, 9, 25, 2)
+    pooled, tokens = model(x)
+    assert pooled.shape == (2, 16) and tokens.shape == (2, 5, 16)
+    torch.testing.assert_close(pooled, tokens.mean(1))
+    (pooled.square().sum() + tokens.sum()).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], model(x)[0])
