@@ -94,7 +94,7 @@ def markdown_table2(groups: List[List]) -> List[str]:
     lines = ["| model | runtime | threads | params (M) | size (MB) | GFLOPs | p50 ms | p95 ms | FPS | peak RSS (MiB) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in ("teacher", "student"):
-        lines.append(f"| paper 3s {name} (Pi 4B) | PyTorch | 2 | " + " | ".join(
+        lines.append(f"| paper 3s {name} (Pi 4B) | PyTorch | - | " + " | ".join(
             "-" if k not in PAPER[name] else f"{PAPER[name][k]:g}" for k in keys) + " |")
     for teacher, student in groups:
         rt = f"{teacher.runtime}{' int8' if teacher.int8 else ''}"
