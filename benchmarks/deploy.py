@@ -160,18 +160,20 @@ def int8_accuracy(root: Path, epochs: int, threads: int, runs: int) -> List[str]
         export_onnx(model, fp32, (2, 3, 50, 20, 1), check_clips=[torch.from_numpy(x[:8])])
         quantize_int8(fp32, static, calibration=[c[None] for c in train.data[:32]])
         quantize_int8(fp32, dynamic)
-        for label, fn, path in (("PyTorch fp32", logits_fn(model), fp32),
+        for label, fn, path in (("PyTorch fp32", logits_fn(model), None),
                                 ("onnxruntime fp32", OnnxRunner(fp32, threads), fp32),
                                 ("onnxruntime int8 static", OnnxRunner(static, threads), static),
                                 ("onnxruntime int8 dynamic", OnnxRunner(dynamic, threads), dynamic)):
             ms = latency_ms(fn, x[:1], runs, 10)
-            rows.append((label, _accuracy(fn, x, y), float(np.percentile(ms, 50)), path.stat().st_size / 1e6))
+            rows.append((label, _accuracy(fn, x, y), float(np.percentile(ms, 50)),
+                         None if path is None else path.stat().st_size / 1e6))
     base = rows[1][2]
     lines = [f"UTKinect cross-subject: {len(train.labels)} train / {len(y)} test clips, student trained "
              f"{epochs} epochs ({train_s:.0f} s), batch-1 latency with {threads} thread(s)", "",
-             "| model | test top-1 % | p50 ms | speed-up vs onnxruntime fp32 | size (MB) |",
+             "| model | test top-1 % | p50 ms | speed-up vs onnxruntime fp32 | .onnx size (MB) |",
              "|---|---:|---:|---:|---:|"]
-    lines += [f"| {a} | {acc:.1f} | {ms:.2f} | {base / ms:.2f}x | {mb:.3f} |" for a, acc, ms, mb in rows]
+    lines += [f"| {a} | {acc:.1f} | {ms:.2f} | {base / ms:.2f}x | {'-' if mb is None else f'{mb:.3f}'} |"
+              for a, acc, ms, mb in rows]
     return lines
 
 
