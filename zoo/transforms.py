@@ -37,16 +37,9 @@ class SkeletonTransforms:
 
     def check(self, x) -> None:
         """Raise ``ValueError`` naming both sides when ``x`` (``(N, C, T, V, M)``) does not fit."""
+        from asma.models.registry import check_clip
         cfg = self.config
-        if x.dim() != 5:
-            raise ValueError(f"expected a clip batch (N, C, T, V, M), got shape {tuple(x.shape)}")
-        _, c, _, v, _ = x.shape
-        if v != cfg.num_joints:
-            raise ValueError(f"input has V={v} joints but the checkpoint was built for layout "
-                             f"{cfg.layout_name!r} with V={cfg.num_joints} joints")
-        if c != cfg.in_channels:
-            raise ValueError(f"input has C={c} channels but the checkpoint was built for "
-                             f"in_channels={cfg.in_channels}")
+        check_clip(x, cfg.in_channels, cfg.num_joints, cfg.layout_name, "the checkpoint")
 
     def __call__(self, x):
         """Joint clips -> the checkpoint's input stream (float32).

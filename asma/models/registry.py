@@ -40,15 +40,25 @@ class Backbone(nn.Module):
 
     def check_input(self, x: Tensor) -> None:
         """Raise a clear ``ValueError`` when ``x`` does not match the layout / channels."""
-        if x.dim() != 5:
-            raise ValueError(f"{type(self).__name__} expects (N, C, T, V, M) input, got shape {tuple(x.shape)}")
-        _, C, _, V, _ = x.shape
-        if C != self.in_channels:
-            raise ValueError(f"input has C={C} channels but the {self.config.get('name', 'model')} "
-                             f"backbone was built for in_channels={self.in_channels}")
-        if V != self.layout.num_joints:
-            raise ValueError(f"input has V={V} joints but the backbone was built for layout "
-                             f"{getattr(self.layout, 'name', 'custom')!r} with V={self.layout.num_joints}")
+        check_clip(x, self.in_channels, self.layout.num_joints, getattr(self.layout, "name", "custom"),
+                   f"the {self.config.get('name', 'model')} backbone")
+
+
+def check_clip(x: Tensor, in_channels: int, num_joints: int, layout_name: str, what: str) -> None:
+    """Raise ``ValueError`` naming both sides when ``x`` is not a clip batch with ``in_channels``
+    channels and ``num_joints`` joints (``what`` names the model side, e.g. ``"the checkpoint"``).
+
+    Shapes:
+        - **x**: :math:`(N, C, T, V, M)`
+    """
+    if x.dim() != 5:
+        raise ValueError(f"expected a clip batch (N, C, T, V, M) for {what}, got shape {tuple(x.shape)}")
+    _, c, _, v, _ = x.shape
+    if v != num_joints:
+        raise ValueError(f"input has V={v} joints but {what} was built for layout {layout_name!r} "
+                         f"with V={num_joints} joints")
+    if c != in_channels:
+        raise ValueError(f"input has C={c} channels but {what} was built for in_channels={in_channels}")
 
 
 def register_backbone(name: str = None) -> Callable:

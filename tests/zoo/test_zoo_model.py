@@ -103,7 +103,7 @@ def test_layout_mismatch_names_both_sides(saved, make_backbone, class_names):
     with pytest.raises(ValueError, match=r"mismatch in num_classes.*5 classes.*7 classes"):
         load_pretrained(saved, model=EncoderClassifier.linear(make_backbone(), 7))
     model, _ = load_pretrained(saved, model=EncoderClassifier.linear(make_backbone(), len(class_names)))
-    with pytest.raises(ValueError, match=r"V=17 joints but the backbone was built for layout 'ntu25' with V=25"):
+    with pytest.raises(ValueError, match=r"V=17 joints but the stgcn backbone was built for layout 'ntu25' with V=25 joints"):
         model(torch.zeros(1, 3, 16, 17, 2))
 
 
