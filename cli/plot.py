@@ -56,7 +56,8 @@ def plot() -> None:
 @plot.command()
 @_RUN
 @click.option("--encoder", "which", default="theta", show_default=True,
-              help="With --run-dir: theta, phi (pretrained encoders), student or student-ft (distilled).")
+              help="With --run-dir: theta, phi (pretrained encoders), student, student-ft (distilled), "
+              "teacher or teacher-ft (aligned feature of the linear-probed / fine-tuned teacher).")
 @click.option("--model", default=None, help="Instead of --run-dir: any name asma.create_model loads with weights "
               "(model folder, RUN:what, hf-hub:..., zoo alias); embeds --dataset's test split.")
 @click.option("--dataset", default=None, help="With --model: the dataset to embed (test split).")
@@ -80,7 +81,7 @@ def tsne(run_dir, which, model, dataset, data_dir, classes, seed, perplexity, ou
         if not dataset:
             raise ValueError("--model needs --dataset (the clips to embed)")
         net = asma.create_model(model, pretrained=True)
-        enc = getattr(net, "encoder", net)
+        enc = net.features if hasattr(net, "features") else getattr(net, "encoder", net)
         stream = getattr(getattr(net, "pretrained_cfg", None), "stream", "joint")
         arrays = _load(dataset, data_dir, "test")
         name, label = f"tsne-{Path(model).name}", model

@@ -10,8 +10,10 @@ from torch import Tensor
 from ..data.arrays import SkeletonArrays
 from .common import PlotResult, finish, png_path, pyplot
 
-#: What a run directory can embed: its pretrained encoders by name, or a distilled student.
+#: What a run directory can embed besides its pretrained encoders: a distilled student (its
+#: folder) or the aligned feature of a teacher.
 STUDENTS = {"student": "distill", "student-ft": "distill-ft"}
+TEACHERS = ("teacher", "teacher-ft")
 
 
 @torch.no_grad()
@@ -43,23 +45,29 @@ def embed(encoder: Callable[[Tensor], object], arrays: SkeletonArrays, stream: s
 
 
 def run_encoder(run_dir, model: str = "theta"):
-    """The encoder of a run directory to embed with, its test split and stream: a pretrained
-    encoder by name (``theta``, ``phi``) or the distilled ``student`` / ``student-ft``.
+    """What to embed a run's test clips with, the test split and the stream: a pretrained encoder
+    by name (``theta``, ``phi``), the distilled ``student`` / ``student-ft``, or the aligned
+    feature of the ``teacher`` (linear-probed, re-fitted as for distillation) / ``teacher-ft``
+    (fine-tuned) before its classifier (Fig. 5's four panels).
 
     Returns:
-        ``(encoder, test arrays, stream)``
+        ``(encoder, test arrays, stream)``; ``encoder`` maps clips to :math:`(B, D)` (or to a
+        backbone's ``(pooled, tokens)``).
 
     Raises:
         ValueError: for a name the run does not have (names the ones it has).
     """
-    from ..train.downstream import load_student
+    from ..train.downstream import finetuned_teacher, load_student, make_teacher
     from ..train.rundir import open_run
     ctx = open_run(run_dir)
     if model in STUDENTS:
         return load_student(run_dir, STUDENTS[model]).encoder, ctx.test, ctx.stream
+    if model in TEACHERS:
+        teacher = make_teacher(ctx, "linear")[0] if model == "teacher" else finetuned_teacher(ctx)
+        return teacher.cpu().eval().features, ctx.test, ctx.stream
     if model not in ctx.encoders:
         raise ValueError(f"{run_dir} has no model {model!r}; choose one of "
-                         f"{', '.join(list(ctx.encoders) + list(STUDENTS))}")
+                         f"{', '.join(list(ctx.encoders) + list(STUDENTS) + list(TEACHERS))}")
     return ctx.encoders[model], ctx.test, ctx.stream
 
 

@@ -43,7 +43,15 @@ def test_tsne_of_a_pretrained_encoder(tiny_run, tmp_path, assert_png):
 def test_tsne_of_the_student_and_unknown_model(tiny_run):
     enc, _, _ = run_encoder(tiny_run, "student")
     assert enc.config["name"] == "stgcn-student"
-    with pytest.raises(ValueError, match="no model 'omega'; choose one of theta, phi, student"):
+    feat, test, stream = run_encoder(tiny_run, "teacher-ft")
+    from asma.train.downstream import finetuned_teacher
+    from asma.train.rundir import open_run
+    ref = finetuned_teacher(open_run(tiny_run)).eval()
+    x = torch.as_tensor(np.asarray(test.data[:8]))
+    with torch.no_grad():
+        np.testing.assert_allclose(embed(feat, test.subset(np.arange(8)), stream), ref.features(x).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="no model 'omega'; choose one of theta, phi, student.*teacher-ft"):
         run_encoder(tiny_run, "omega")
 
 
