@@ -99,9 +99,11 @@ def onnx_bytes(model, example, opset: int = MIN_OPSET) -> bytes:
     was_training = model.training
     model.eval()
     try:
-        # The backbones' input checks (Python ifs on shapes) trace to constants: harmless here.
+        # The backbones' input checks (Python ifs on shapes) trace to constants: harmless here;
+        # the TorchScript exporter is chosen on purpose (see above), its deprecation is not news.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(traceable(model), (example,), f, input_names=["x"], output_names=names,
                               opset_version=opset, dynamic_axes=axes, dynamo=False)
     finally:
