@@ -1,6 +1,7 @@
 """asma bench: the figures' arithmetic and provenance (no timing assertions)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -42,11 +43,14 @@ def test_latency_counts_every_run():
         latency_ms(calls.append, 0, runs=0)
 
 
-@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
-def test_bench_figures_of_a_saved_model(classifier_dir, runtime):
+@pytest.mark.parametrize("runtime,int8", [("torch", False), ("onnxruntime", False), ("onnxruntime", True)])
+def test_bench_figures_of_a_saved_model(classifier_dir, runtime, int8):
     model = asma.create_model(str(classifier_dir), pretrained=True)
     cfg = model.pretrained_cfg
-    r = bench(model, cfg, name="clf", runtime=runtime, frames=20, persons=1, runs=100, warmup=2)
+    calib = [np.random.default_rng(0).standard_normal((1, 3, 20, 25, 1), dtype=np.float32)] if int8 else None
+    r = bench(model, cfg, name="clf", runtime=runtime, frames=20, persons=1, runs=100, warmup=2, int8=int8,
+              calibration=calib)
+    assert r.int8 is int8
     assert r.params_m * 1e6 == sum(p.numel() for p in model.parameters())
     assert r.gflops * 1e9 == count_flops(model, torch.zeros(1, 3, 20, 25, 1))
     assert r.input_shape == [1, 3, 20, 25, 1] and r.runs == 100
@@ -55,8 +59,10 @@ def test_bench_figures_of_a_saved_model(classifier_dir, runtime):
         n_values = sum(t.numel() for t in model.state_dict().values())
         assert 4 * n_values < r.size_mb * 1e6 < 4 * n_values + 20_000
         assert disk_bytes(classifier_dir) == pytest.approx(r.size_mb * 1e6, abs=2_000)
-    else:  # the fresh onnxruntime process never imports torch
+    else:  # the fresh onnxruntime process never imports torch; int8 weights take less than float32 ones
         assert r.imports == {"torch": False, "torch_geometric": False, "sympy": False}
+        fp32 = 4 * sum(p.numel() for p in model.parameters())
+        assert (r.size_mb * 1e6 < fp32) if int8 else (r.size_mb * 1e6 > fp32)
     assert 20 < r.peak_rss_mib < 4000
 
 
