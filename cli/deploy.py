@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from asma.deploy.inputs import FORMATS  # numpy only: keeps `asma --help` fast
+
 
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
@@ -148,7 +150,8 @@ def _clips(model_cfg, inputs: Sequence[str], fmt: Optional[str]):
               help="Skeleton files / .npy clips for the int8 activation scales (repeatable).")
 @click.option("--check", multiple=True, type=click.Path(exists=True), metavar="INPUT",
               help="Real clips on which onnxruntime must match PyTorch too (repeatable).")
-@click.option("--format", "fmt", default=None, help="Force the input format of --calibrate/--check files.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Force the input format of --calibrate/--check files (default: from each file).")
 @_with(_layout_options)
 @_one_line_errors
 def export_cmd(model: str, onnx_file: Path, opset: int, quantize: Optional[str], calibrate: Sequence[str],
@@ -203,8 +206,8 @@ def _print_predictions(preds, as_json: bool) -> None:
 @click.argument("inputs", nargs=-1, metavar="[INPUT ...]")
 @click.option("--topk", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON output (one line per prediction with --stream).")
-@click.option("--format", "fmt", default=None,
-              help="Force the input format: ntu, kinect, utd-mhad, kinetics, openpose, coco, mediapipe or npy.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Force the input format (default: from each file's extension and content).")
 @click.option("--no-preprocess", is_flag=True, help="Inputs are already normalised clips: stream conversion only.")
 @click.option("--onnx", "onnx_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Run this exported .onnx with onnxruntime (MODEL still gives the classes and preprocessing).")
