@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import DataFormatError
 from ._text import Source, read_source
+from .mat5_check import MatStructureError, check_mat5
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -42,6 +43,10 @@ def read_mat_v5(source: Source, *, name: Optional[str] = None) -> Dict[str, np.n
         raise DataFormatError("MATLAB v7.3 (HDF5) .mat files are not supported; re-save with -v7 or use CSV", path)
     if len(raw) < 128 or not raw[:116].startswith(b"MATLAB 5.0 MAT-file"):
         raise DataFormatError("not a MATLAB Level-5 MAT-file (bad header)", path)
+    try:
+        check_mat5(raw)  # before scipy: some corrupt files crash its reader instead of raising
+    except MatStructureError as exc:
+        raise DataFormatError(f"corrupt MAT-file ({exc})", path) from None
     try:
         mats = loadmat(io.BytesIO(raw), mat_dtype=False, chars_as_strings=True, verify_compressed_data_integrity=True)
     except MatReadError as exc:
