@@ -66,8 +66,8 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
             so a re-run resumes).
     """
     t_start = time.perf_counter()
-    spec, benches, raw, out = _check_inputs(dataset, benchmarks, raw_dir, out_dir, body_rule)
-    cfg, M = preprocess or spec.default_preprocess(), int(max_persons or spec.num_persons)
+    spec, benches, raw, out, M = _check_inputs(dataset, benchmarks, raw_dir, out_dir, body_rule, max_persons)
+    cfg = preprocess or spec.default_preprocess()
 
     # 1. list
     skipped: List[Dict[str, str]] = []
@@ -84,12 +84,10 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
                       len(items))
     t_write = time.perf_counter()
     parse_s = t_write - t_parse
-
     # 3. assemble
     got, stores, unassigned = _assemble(plan, spec, dataset, benches, split_files, cfg, body_rule, raw, out,
                                         progress, len(items))
     write_s = time.perf_counter() - t_write
-
     # 4. report
     chunks, todo = plan["chunks"], plan["todo"]
     summary = PrepareSummary(
@@ -103,6 +101,15 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
                   "benchmarks": list(benches)},
         report_path=str(out / f"{dataset}-prepare-report.json"))
     return _finish(summary, out, plan["work"], dataset, keep_work)
+
+
+def _persons(max_persons: Optional[int], default: int) -> int:
+    """``M``: the dataset's default when not given; 0 or fewer is refused (never silently the default)."""
+    if max_persons is None:
+        return default
+    if int(max_persons) < 1:
+        raise PrepareError(f"max_persons must be at least 1, got {max_persons}")
+    return int(max_persons)
 
 
 def _parse(plan: Dict[str, Any], kind: str, dataset: str, cfg: PreprocessConfig, body_rule: str, M: int,
@@ -121,8 +128,8 @@ def _parse(plan: Dict[str, Any], kind: str, dataset: str, cfg: PreprocessConfig,
 
 
 def _check_inputs(dataset: str, benchmarks: Optional[Sequence[str]], raw_dir: PathLike, out_dir: PathLike,
-                  body_rule: str) -> Tuple[DatasetSpec, Tuple[str, ...], Path, Path]:
-    """``(spec, benchmarks, raw, out)`` after checking the arguments (``out`` is created)."""
+                  body_rule: str, max_persons: Optional[int]) -> Tuple[DatasetSpec, Tuple[str, ...], Path, Path, int]:
+    """``(spec, benchmarks, raw, out, M)`` after checking the arguments (then ``out`` is created)."""
     if dataset not in DATASETS:
         raise PrepareError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     spec = DATASETS[dataset]
@@ -135,9 +142,10 @@ def _check_inputs(dataset: str, benchmarks: Optional[Sequence[str]], raw_dir: Pa
         raise PrepareError(f"raw data folder {raw} does not exist")
     if body_rule not in ("activity", "file-order"):
         raise PrepareError(f"body_rule must be 'activity' or 'file-order', got {body_rule!r}")
+    M = _persons(max_persons, spec.num_persons)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return spec, benches, raw, out
+    return spec, benches, raw, out, M
 
 
 def _plan(spec: DatasetSpec, dataset: str, items: List[Tuple], cfg: PreprocessConfig, body_rule: str, M: int,
