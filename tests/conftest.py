@@ -9,13 +9,19 @@ REPO = Path(__file__).resolve().parents[1]
 REALDATA = Path(os.environ.get("ASMA_REALDATA", REPO.parent / "shared" / "realdata"))
 
 
-@pytest.fixture
-def realdata() -> Path:
-    """Path to ../shared/realdata; skips the test (with the reason) when it is absent."""
+@pytest.fixture(scope="session")
+def realdata_dir() -> Path:
+    """Path to ../shared/realdata for module- or session-scoped fixtures; skips when it is absent."""
     if not REALDATA.is_dir():
         pytest.skip(f"real skeleton data not found at {REALDATA} (set ASMA_REALDATA); "
                     "it is research-only and never shipped with the package")
     return REALDATA
+
+
+@pytest.fixture
+def realdata(realdata_dir) -> Path:
+    """Path to ../shared/realdata; skips the test (with the reason) when it is absent."""
+    return realdata_dir
 
 
 # One intra-op thread: on a shared or loaded 2-core machine torch's 2-thread spin-waiting can

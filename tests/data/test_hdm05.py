@@ -21,10 +21,8 @@ SPLIT = [(1, 18, 14), (2, 18, 9), (3, 16, 13), (4, 30, 6), (5, 10, 7), (6, 18, 1
 
 
 @pytest.fixture(scope="module")
-def hdm(tmp_path_factory):
-    from conftest import REALDATA  # the realdata fixture is function-scoped; same path and skip rule
-
-    archive = REALDATA / "hdm05_subset_asf_amc" / "hdm05_subset_asf_amc.tar.xz"
+def hdm(tmp_path_factory, realdata_dir):
+    archive = realdata_dir / "hdm05_subset_asf_amc" / "hdm05_subset_asf_amc.tar.xz"
     if not archive.is_file():
         pytest.skip(f"HDM05 archive not found at {archive} (set ASMA_REALDATA); research-only, never shipped")
     out = tmp_path_factory.mktemp("hdm05")
