@@ -18,7 +18,7 @@ from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..data.transforms import Augment, AugmentConfig
 from ..models.alignment import AlignedClassifier, FeatureAlignment
-from ..models.classifiers import EncoderClassifier, feature_stats
+from ..models.classifiers import EncoderClassifier, FeatureStandardizer
 from ..models.heads import LinearClassifier
 from ..models.registry import Backbone
 from .config import FinetuneConfig, ProbeConfig
@@ -122,9 +122,10 @@ def _aligned_tokens(enc_theta: Backbone, enc_phi: Backbone, train: SkeletonArray
     # the encoders run on ``device``; tokens and statistics come back on the CPU
     tr_t, te_t = (extract_tokens(enc_theta, a, stream, device=device) for a in (train, test))
     tr_p, te_p = (extract_tokens(enc_phi, a, stream, device=device) for a in (train, test))
-    (m_t, s_t), (m_p, s_p) = feature_stats(tr_t), feature_stats(tr_p)
-    stats = {"mean_theta": m_t, "std_theta": s_t, "mean_phi": m_p, "std_phi": s_p}
-    return ((tr_t - m_t) / s_t, (tr_p - m_p) / s_p), ((te_t - m_t) / s_t, (te_p - m_p) / s_p), stats
+    n_t, n_p = (FeatureStandardizer(x.shape[-1]).fit(x) for x in (tr_t, tr_p))
+    stats = {"mean_theta": n_t.mean, "std_theta": n_t.std, "mean_phi": n_p.mean, "std_phi": n_p.std}
+    with torch.no_grad():
+        return (n_t(tr_t), n_p(tr_p)), (n_t(te_t), n_p(te_p)), stats
 
 
 def fit_aligned_probe(enc_theta: nn.Module, enc_phi: nn.Module, train: SkeletonArrays, test: SkeletonArrays,

@@ -15,7 +15,7 @@ from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..losses import accuracy_topk
 from ..models.alignment import FeatureAlignment
-from ..models.classifiers import feature_stats
+from ..models.classifiers import FeatureStandardizer
 from ..models.heads import LinearClassifier
 from ..models.registry import Backbone
 from .config import ProbeConfig
@@ -65,8 +65,9 @@ def standardize_tokens(train: Tensor, test: Tensor, eps: float = 1e-5) -> Tuple[
     Shapes:
         - **train**: :math:`(N, T', D)`, **test**: :math:`(N', T', D)` -> same
     """
-    mean, std = feature_stats(train, eps)
-    return (train - mean) / std, (test - mean) / std
+    norm = FeatureStandardizer(train.shape[-1]).fit(train, eps)
+    with torch.no_grad():
+        return norm(train), norm(test)
 
 
 @dataclass
