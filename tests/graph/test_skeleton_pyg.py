@@ -26,3 +26,12 @@ def test_layouts_do_not_import_torch_geometric():
     code = "import sys; from asma.graph import get_layout; get_layout('ntu25'); print('torch_geometric' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_degree_equals_pyg_degree_on_every_layout():
+    from torch_geometric.utils import degree
+    from asma.graph import list_layouts
+    for name in list_layouts():
+        s = get_layout(name)
+        ref = degree(s.to_pyg().edge_index[0], num_nodes=s.num_nodes)
+        assert torch.equal(s.degree(), ref), name
