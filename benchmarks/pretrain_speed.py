@@ -1,15 +1,23 @@
 """The ASMa pretraining step in the paper configuration (two ST-GCN-16 encoders, three views,
-6144-wide projectors, Adam) on (3, T, 25, 2) clips: counted GFLOP/s against this machine's
-measured oneDNN convolution peak, the step breakdown, peak RSS, and the scaling with batch and
-frames.
+6144-wide projectors, Adam) on (3, T, 25, 2) clips against the reference PSTL step measured in the
+same run: counted GFLOP/s, also against this machine's measured oneDNN convolution peak, the step
+breakdown, peak RSS, and the scaling with batch and frames.
 
 Every measurement runs in a fresh process (peak RSS is a per-process figure and the allocator
-setting is per process). ``--variants`` compares the library's step (``tuned``: Gram-form Barlow
-Twins, fused Adam, glibc allocator tuning) with the previous one (``untuned``: D x D
-cross-correlation, unfused Adam, glibc defaults).
+setting is per process). ``--variants``:
+
+- ``tuned``: the library's step (:func:`asma.train.pretrain.asma_step`): one encoder's forward +
+  backward at a time, Gram-form Barlow Twins, fused Adam, glibc allocator tuning, aggregate-first
+  graph convolution, ``rand_like`` dropout masks;
+- ``untuned``: the same model with one joint backward, D x D cross-correlation, unfused Adam and
+  glibc defaults;
+- ``pstl``: the reference PSTL step: ONE ST-GCN-16 encoder with the lineage's convolution-first
+  graph convolution and ``nn.Dropout``, the three views (anchor, joint-masked, frame-masked)
+  encoded one by one, one 256-6144-6144-6144 projector, D x D cross-correlation Barlow Twins,
+  ``torch.optim.Adam`` defaults, glibc defaults. Its FLOPs are counted the same way.
 
     python benchmarks/pretrain_speed.py [--batch 32 64] [--frames 50] [--steps 3]
-        [--variants tuned untuned] [--bf16] [--threads 2]
+        [--variants tuned untuned pstl] [--bf16] [--threads 2]
 """
 from __future__ import annotations
 
@@ -24,10 +32,14 @@ from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from rich.console import Console
 from rich.table import Table
 
-VARIANTS = ("tuned", "untuned")
+from asma.losses import BarlowTwinsLoss
+from asma.train.loop import Backward
+
+VARIANTS = ("tuned", "untuned", "pstl")
 
 
 def conv_peak(threads: int) -> Dict[str, float]:
@@ -49,76 +61,140 @@ def conv_peak(threads: int) -> Dict[str, float]:
     return out
 
 
+class PSTLStep(nn.Module):
+    """The reference PSTL model (one encoder, three views, one projector, cross-form Barlow Twins)
+    with ASMa's ``forward(anchor, view_j, view_m, generator, names)`` interface, so that the same
+    step function (:func:`~asma.train.pretrain.asma_step`) and timers drive it."""
+
+    def __init__(self, skel):
+        super().__init__()
+        from graph_conv import convolution_first  # benchmarks/graph_conv.py: the lineage's order
+        from asma.masking import Masker, MaskSpec
+        from asma.models import create_backbone
+        from asma.models.heads import Projector
+        from asma.models.spatiotemporal import TemporalConv
+        from asma.models.stgcn import GraphConv
+        GraphConv.forward = convolution_first  # this process only measures PSTL
+        enc = create_backbone("stgcn", skel, 3, dropout=0.5)
+        for m in enc.modules():
+            if isinstance(m, TemporalConv):
+                m[4] = nn.Dropout(m[4].p)
+        self.encoders = nn.ModuleDict({"pstl": enc})
+        self.projectors = nn.ModuleDict({"pstl": Projector(enc.out_dim, (6144,) * 3)})
+        self.maskers = {"pstl": Masker(MaskSpec("high", "high", 9, 10, "drop"), skel.degree())}
+        self.loss_fn = BarlowTwinsLoss(2e-4, form="cross")
+
+    def forward(self, anchor, view_j, view_m, generator=None, names=None):
+        with torch.no_grad():
+            xj = self.maskers["pstl"].joint_view(view_j, generator)[0]
+            xm = self.maskers["pstl"].frame_view(view_m, generator)[0]
+        enc, proj = self.encoders["pstl"], self.projectors["pstl"]
+        z, zj, zm = (proj(enc(v)[0]) for v in (anchor, xj, xm))
+        l1, l2 = self.loss_fn(z, zj), self.loss_fn(z, zm)
+        return l1 + l2, {"pstl/joint": l1.detach(), "pstl/frame": l2.detach()}
+
+
+class Timers:
+    """Seconds spent in the parts of a step, summed over the recorded steps (while ``record``)."""
+
+    def __init__(self):
+        self.s: Dict[str, float] = {}
+        self.record = False
+
+    def wrap(self, fn, key: str):
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if self.record:
+                    self.s[key] = self.s.get(key, 0.0) + time.perf_counter() - t
+        return timed
+
+    def backward(self, net: nn.Module) -> Backward:
+        """The engine's :class:`~asma.train.loop.Backward` with its calls timed as ``backward``."""
+        timers = self
+
+        class TimedBackward(Backward):
+            def __call__(self, loss: torch.Tensor) -> None:
+                timers.wrap(super().__call__, "backward")(loss)
+        return TimedBackward(net)
+
+
+def build(variant: str, skel, timers: Timers):
+    """The model, optimizer and encoder groups of ``variant``, with timers on its parts."""
+    from asma.models.asma import ASMa
+    from asma.train.optim import adam
+    if variant == "pstl":
+        model = PSTLStep(skel)
+    else:
+        model = ASMa(skel, 3, projector=(6144,) * 3, backbone_cfg={"dropout": 0.5})
+        model.loss_fn.form = "auto" if variant == "tuned" else "cross"
+    params = list(model.parameters())
+    opt = adam(params, lr=1e-4) if variant == "tuned" else torch.optim.Adam(params, lr=1e-4)
+    for enc in model.encoders.values():
+        enc.forward = timers.wrap(enc.forward, "encoders fwd")
+    for m in model.maskers.values():
+        m.joint_view, m.frame_view = timers.wrap(m.joint_view, "mask"), timers.wrap(m.frame_view, "mask")
+    model.forward = timers.wrap(model.forward, "model fwd")
+    groups = [(k,) for k in model.encoders] if variant == "tuned" else [tuple(model.encoders)]
+    return model, opt, groups
+
+
+def counted_gflop_per_clip(model: nn.Module, x: torch.Tensor, g: torch.Generator) -> float:
+    """Forward + backward FLOPs per clip (3x the forward's, 2 per multiply-accumulate): every encoder
+    on the anchor, the joint view and the frame view, and 3 projections per encoder."""
+    from asma.models import count_flops
+    total = 0
+    for k, enc in model.encoders.items():
+        proj = model.projectors[k if k in model.projectors else "shared"]
+        frame_view = model.maskers[k].frame_view(x[:1], g)[0]
+        proj_flops = sum(2 * m.in_features * m.out_features for m in proj.modules() if isinstance(m, nn.Linear))
+        total += 3 * (2 * count_flops(enc, x[:1]) + count_flops(enc, frame_view) + 3 * proj_flops)
+    return total / 1e9
+
+
 def worker(batch: int, frames: int, steps: int, variant: str, bf16: bool, threads: int) -> Dict[str, float]:
     """One configuration in this process: seconds per step and its parts, counted GFLOP/clip,
     peak RSS."""
     from asma.data.transforms import Augment, AugmentConfig
     from asma.graph import get_layout
-    from asma.models import count_flops
-    from asma.models.asma import ASMa
     from asma.train.allocator import tune_allocator
-    from asma.train.optim import adam
+    from asma.train.pretrain import asma_step, batch_views
 
-    tuned = variant == "tuned"
-    if tuned:
+    if variant == "tuned":
         tune_allocator()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     skel = get_layout("ntu25")
     x = torch.randn(batch, 3, frames, 25, 2)
-    model = ASMa(skel, 3, projector=(6144,) * 3, backbone_cfg={"dropout": 0.5})
-    model.loss_fn.form = "auto" if tuned else "cross"
-    opt = adam(model.parameters(), lr=1e-4) if tuned else torch.optim.Adam(model.parameters(), lr=1e-4)
+    timers = Timers()
+    model, opt, groups = build(variant, skel, timers)
     aug = Augment(AugmentConfig(), skel.flip_perm, 3)
+    views_of = timers.wrap(batch_views, "augment")
     g = torch.Generator().manual_seed(0)
-    parts = {"augment+mask": 0.0, "encoders fwd": 0.0, "projector+loss fwd": 0.0, "backward": 0.0, "optimizer": 0.0}
+    backward = timers.backward(model)
+    step_opt = timers.wrap(opt.step, "optimizer")
 
-    def step(record: bool) -> None:
-        clock = [time.perf_counter()]
-
-        def lap(key: str) -> None:
-            now = time.perf_counter()
-            if record:
-                parts[key] += now - clock[0]
-            clock[0] = now
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            views = [aug(x, g) for _ in range(3)]
-            masked = {k: (m.joint_view(views[1], g)[0], m.frame_view(views[2], g)[0]) for k, m in model.maskers.items()}
-            lap("augment+mask")
-            total = 0.0
-            feats = {}
-            for k, (xj, xm) in masked.items():  # as ASMa._encode: anchor and joint view share one pass
-                enc = model.encoders[k]
-                f = enc(torch.cat([views[0], xj]))[0]
-                feats[k] = (f, enc(xm)[0])
-            lap("encoders fwd")
-            for k, (f, fm) in feats.items():
-                proj = model.projectors[k]
-                z = proj(f)
-                z0, zj = z[:batch], z[batch:]
-                zm = proj(fm)
-                total = total + model.loss_fn(z0, zj) + model.loss_fn(z0, zm)
-            lap("projector+loss fwd")
+    def step() -> None:
+        views = views_of(x, aug, g)
         opt.zero_grad(set_to_none=True)
-        total.backward()
-        lap("backward")
-        opt.step()
-        lap("optimizer")
+        asma_step(model, views, g, backward, groups, bf16)
+        step_opt()
 
-    step(False)  # warm-up
+    step()  # warm-up
+    timers.record = True
     t0 = time.perf_counter()
     for _ in range(steps):
-        step(True)
+        step()
     step_s = (time.perf_counter() - t0) / steps
-    enc = model.encoders["theta"]
-    frame_view = model.maskers["theta"].frame_view(x[:1], g)[0]
-    f_full, f_drop = count_flops(enc, x[:1]), count_flops(enc, frame_view)
-    proj = sum(2 * m.in_features * m.out_features for m in model.projectors["theta"].modules()
-               if isinstance(m, torch.nn.Linear))
-    counted = 3 * 2 * (2 * f_full + f_drop + 3 * proj)  # x3: forward + backward (2 per MAC, from count_flops)
+    t = {k: v / steps for k, v in timers.s.items()}
+    parts = {"augment+mask": t["augment"] + t["mask"], "encoders fwd": t["encoders fwd"],
+             "projector+loss fwd": t["model fwd"] - t["encoders fwd"] - t["mask"], "backward": t["backward"],
+             "optimizer": t["optimizer"]}
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"step_s": step_s, "gflop_per_clip": counted / 1e9, "peak_rss_gib": peak_kib / 1024 ** 2,
-            **{k: v / steps for k, v in parts.items()}}
+    return {"step_s": step_s, "gflop_per_clip": counted_gflop_per_clip(model, x, g),
+            "peak_rss_gib": peak_kib / 1024 ** 2, **parts}
 
 
 def run_case(batch: int, frames: int, steps: int, variant: str, bf16: bool, threads: int) -> Dict[str, float]:
@@ -152,33 +228,47 @@ def main() -> None:
                 rows.append((variant, batch, frames, run_case(batch, frames, args.steps, variant, args.bf16,
                                                               args.threads)))
     prec = "bf16 autocast" if args.bf16 else "fp32"
-    table = Table(title=f"ASMa pretraining step (paper configuration), {prec}, {args.threads} threads, "
-                        f"mean of {args.steps} steps")
-    for col in ("variant", "batch", "T", "s/step", "clips/s", "GFLOP/s", "÷ conv peak", "peak RSS GiB"):
-        table.add_column(col, justify="right")
-    for variant, batch, frames, r in rows:
-        gflops = r["gflop_per_clip"] * batch / r["step_s"]
-        table.add_row(variant, str(batch), str(frames), f"{r['step_s']:.2f}", f"{batch / r['step_s']:.1f}",
-                      f"{gflops:.0f}", f"{gflops / peak:.2f}", f"{r['peak_rss_gib']:.2f}")
-    console.print(table)
-    parts = [k for k in rows[0][3] if k not in ("step_s", "gflop_per_clip", "peak_rss_gib")]
-    breakdown = Table(title="step breakdown (share of the step)")
-    for col in ("variant", "batch", "T", *parts):
-        breakdown.add_column(col, justify="right")
-    for variant, batch, frames, r in rows:
-        breakdown.add_row(variant, str(batch), str(frames), *(f"{100 * r[k] / r['step_s']:.1f}%" for k in parts))
-    console.print(breakdown)
+    console.print(step_table(rows, peak, f"ASMa pretraining step (paper configuration) and PSTL's, {prec}, "
+                                         f"{args.threads} threads, mean of {args.steps} steps"))
+    console.print(breakdown_table(rows))
     console.print("oneDNN convolution rates: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
     for variant in args.variants:
-        base = next(r for v, b, t, r in rows if v == variant)
-        b0, t0 = next((b, t) for v, b, t, r in rows if v == variant)
-        scal = [f"b{b} T{t}: {r['step_s'] / base['step_s'] / (b * t / (b0 * t0)):.2f}"
-                for v, b, t, r in rows if v == variant]
+        mine = [(b, t, r) for v, b, t, r in rows if v == variant]
+        b0, t0, base = mine[0]
+        scal = [f"b{b} T{t}: {r['step_s'] / base['step_s'] / (b * t / (b0 * t0)):.2f}" for b, t, r in mine]
         console.print(f"{variant}: step time / (batch x frames), relative to b{b0} T{t0} (1.00 = linear): "
                       + ", ".join(scal))
-    console.print(f"counted work per clip at T={args.frames[0]}: {rows[0][3]['gflop_per_clip']:.2f} GFLOP (2 encoders x "
-                  "(anchor + joint view + frame view) + 2 x 3 projections, x3 for forward + backward)")
+        console.print(f"  counted work per clip at T={t0}: {base['gflop_per_clip']:.2f} GFLOP (per encoder: anchor + "
+                      "joint view + frame view + 3 projections, x3 for forward + backward)")
 
+
+def step_table(rows: List[tuple], peak: float, title: str) -> Table:
+    """s/step, clips/s, GFLOP/s (also / the conv peak and / PSTL's in the same run), peak RSS
+    (also / PSTL's at the same batch and frames)."""
+    table = Table(title=title)
+    for col in ("variant", "batch", "T", "s/step", "clips/s", "GFLOP/s", "÷ conv peak", "÷ PSTL GFLOP/s",
+                "peak RSS GiB", "÷ PSTL RSS"):
+        table.add_column(col, justify="right")
+    rate = {(v, b, t): r["gflop_per_clip"] * b / r["step_s"] for v, b, t, r in rows}
+    rss = {(v, b, t): r["peak_rss_gib"] for v, b, t, r in rows}
+    for variant, batch, frames, r in rows:
+        key, ref = (variant, batch, frames), ("pstl", batch, frames)
+        table.add_row(variant, str(batch), str(frames), f"{r['step_s']:.2f}", f"{batch / r['step_s']:.1f}",
+                      f"{rate[key]:.0f}", f"{rate[key] / peak:.2f}",
+                      f"{rate[key] / rate[ref]:.2f}" if ref in rate else "-", f"{rss[key]:.2f}",
+                      f"{rss[key] / rss[ref]:.2f}" if ref in rss else "-")
+    return table
+
+
+def breakdown_table(rows: List[tuple]) -> Table:
+    """Each part's share of the step."""
+    parts = [k for k in rows[0][3] if k not in ("step_s", "gflop_per_clip", "peak_rss_gib")]
+    table = Table(title="step breakdown (share of the step)")
+    for col in ("variant", "batch", "T", *parts):
+        table.add_column(col, justify="right")
+    for variant, batch, frames, r in rows:
+        table.add_row(variant, str(batch), str(frames), *(f"{100 * r[k] / r['step_s']:.1f}%" for k in parts))
+    return table
 
 if __name__ == "__main__":
     main()

@@ -40,6 +40,13 @@ class ASMa(nn.Module):
         shared_projector: one projector :math:`p(\cdot)` for every encoder (Algorithm 1 line 12
             read literally) instead of one per encoder (default).
 
+    ``forward(..., names=("theta",))`` computes only the terms of those encoders: the loss is a
+    sum of per-encoder terms with separate graphs (shared only through a shared projector, whose
+    gradients then add up), so the training step back-propagates one encoder's terms before it
+    encodes the next one's views (:class:`~asma.train.loop.Backward`), which halves the
+    activation memory and gives the gradients of the joint backward. Masks are drawn in encoder
+    order either way, so the generator is consumed identically.
+
     Shapes:
         - **anchor**, **view_j**, **view_m**: :math:`(B, C, T, V, M)`
         - **output**: scalar loss and a dict of the per-term losses
@@ -85,15 +92,20 @@ class ASMa(nn.Module):
                 out[i] = z[j * views[i].shape[0]:(j + 1) * views[i].shape[0]]
         return tuple(out)
 
-    def forward(self, anchor: Tensor, view_j: Tensor, view_m: Tensor,
-                generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def forward(self, anchor: Tensor, view_j: Tensor, view_m: Tensor, generator: Optional[torch.Generator] = None,
+                names: Optional[Sequence[str]] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
+        names = list(self.maskers) if names is None else list(names)
+        unknown = [k for k in names if k not in self.maskers]
+        if unknown:
+            raise ValueError(f"unknown encoder(s) {unknown}; this model has {list(self.maskers)}")
         T = anchor.shape[2]
-        for spec in self.specs.values():
+        for spec in (self.specs[k] for k in names):
             if spec.temporal != "none" and spec.n_frames >= T:
                 raise ValueError(f"n_frames={spec.n_frames} must be smaller than the clip length T={T}")
         parts: Dict[str, Tensor] = {}
         total = anchor.new_zeros(())
-        for name, masker in self.maskers.items():
+        for name in names:
+            masker = self.maskers[name]
             with torch.no_grad():
                 xj, _ = masker.joint_view(view_j, generator)
                 xm, _ = masker.frame_view(view_m, generator)

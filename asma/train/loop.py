@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import torch
 from rich.console import Console
@@ -47,6 +48,54 @@ class BatchIndex(NamedTuple):
 #: module to call (the DDP wrapper under ``torchrun``, else the module itself): forward passes
 #: must go through it so that gradients are synchronised. Metrics are means over ``batch.idx``.
 BatchLoss = Callable[[nn.Module, BatchIndex, torch.Generator], Tuple[Tensor, Dict[str, float]]]
+
+
+class Backward:
+    """Back-propagation handed to a batch function by :func:`fit` with ``manual_backward=True``,
+    for losses that are sums of parts with separate graphs (ASMa's per-encoder terms): each part
+    runs forward *and* backward before the next starts, so only one part's activations are alive
+    at a time, with the gradients of the joint backward and no recomputation.
+
+    Use one :meth:`part` per term, the last one with ``last=True``::
+
+        with backward.part(last=False):
+            backward(net(x, only="a"))
+        with backward.part(last=True):
+            backward(net(x, only="b"))
+
+    Under DDP every part but the last runs in ``no_sync()`` (forward and backward: gradients
+    accumulate locally) and the last one all-reduces them once, as in gradient accumulation.
+    Collectives inside the graph (the Barlow Twins all-gather) run in every part as usual.
+    """
+
+    def __init__(self, net: nn.Module, scale: float = 1.0):
+        self._net, self._scale = net, scale
+        self._deferred = False
+        self.calls = 0
+        self.synced = False  # a backward ran outside no_sync(): DDP all-reduced the gradients
+
+    @contextmanager
+    def part(self, last: bool) -> Iterator[None]:
+        """The context of one part's forward and backward (``no_sync`` under DDP unless ``last``)."""
+        no_sync = getattr(self._net, "no_sync", None) if not last else None
+        self._deferred = no_sync is not None
+        try:
+            with no_sync() if no_sync is not None else nullcontext():
+                yield
+        finally:
+            self._deferred = False
+
+    def __call__(self, loss: Tensor) -> None:
+        """Back-propagate one part (a scalar; scaled like the engine's own backward)."""
+        (loss * self._scale if self._scale != 1.0 else loss).backward()
+        self.calls += 1
+        self.synced = self.synced or not self._deferred
+
+
+#: ``(net, batch, generator, backward) -> (detached loss, {metric: float})``: a batch function of
+#: :func:`fit` with ``manual_backward=True``, which back-propagates its loss itself, part by part,
+#: through ``backward`` (a :class:`Backward`).
+BatchStep = Callable[[nn.Module, BatchIndex, torch.Generator, Backward], Tuple[Tensor, Dict[str, float]]]
 
 
 class _Plan(NamedTuple):
@@ -97,8 +146,9 @@ def _schedule(optimizer: torch.optim.Optimizer, plan: _Plan, epochs: int, warmup
     return sched
 
 
-def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLoss, n: int, batch_size: int,
-        epochs: int, *, warmup_epochs: int = 0, drop_last: bool = False, distributed: bool = True,
+def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Union[BatchLoss, BatchStep], n: int,
+        batch_size: int, epochs: int, *, manual_backward: bool = False, warmup_epochs: int = 0,
+        drop_last: bool = False, distributed: bool = True,
         seed: int = 0, stage: str = "train", rng_stream: int = 0, ckpt_dir: Optional[PathLike] = None,
         config: Optional[Mapping[str, Any]] = None, resume: bool = False, logger: Optional[Logger] = None,
         console: Optional[Console] = None, progress: bool = False, max_epochs: Optional[int] = None,
@@ -130,7 +180,10 @@ def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLo
         module: what is trained and checkpointed (put in train mode every epoch; moved to
             ``device``, where it stays).
         batch_loss: a :data:`BatchLoss`, ``(net, BatchIndex, generator) -> (scalar mean loss,
-            {metric: float})``; it moves its batch to ``device``.
+            {metric: float})``; it moves its batch to ``device``. With ``manual_backward`` a
+            :data:`BatchStep` instead, which also receives a :class:`Backward` and
+            back-propagates its loss itself, part by part (the engine then only steps the
+            optimizer; under DDP the parts may use disjoint parameters).
         n: number of training samples.
         max_epochs: stop after this epoch count (tests of resumption) without changing the schedule.
         device: where ``module`` trains (default: where it is); see
@@ -154,13 +207,14 @@ def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLo
         logger.resume(stage, start)
     sched = _schedule(optimizer, plan, epochs, warmup_epochs, start)
     end = epochs if max_epochs is None else min(epochs, max_epochs)
-    net = wrap_ddp(module) if plan.world > 1 else module
+    # parts of a manual backward may leave some parameters unused (another part uses them)
+    net = wrap_ddp(module, find_unused_parameters=manual_backward) if plan.world > 1 else module
     history: List[Dict[str, Any]] = []
     with make_progress(console, progress) as bar:
         task = bar.add_task(stage, total=max(0, end - start) * plan.steps, loss="loss -", rate="-")
         for epoch in range(start, end):
-            record = _epoch(net, module, optimizer, sched, batch_loss, n, plan, epoch, seed, stage, rng_stream,
-                            lambda loss, rate: bar.update(task, advance=1, loss=f"loss {loss:.3f}", rate=f"{rate:.0f}"))
+            record = _epoch(net, module, optimizer, sched, batch_loss, manual_backward, n, plan, epoch, seed,
+                            stage, rng_stream, lambda loss, rate: bar.update(task, advance=1, loss=f"loss {loss:.3f}", rate=f"{rate:.0f}"))
             history.append(record)
             logger.log(record)
             if ckpt_dir is not None and plan.is_main:
@@ -171,8 +225,8 @@ def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: BatchLo
     return history
 
 
-def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, sched, batch_loss: BatchLoss,
-           n: int, plan: _Plan, epoch: int, seed: int, stage: str, rng_stream: int,
+def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, sched, batch_loss,
+           manual_backward: bool, n: int, plan: _Plan, epoch: int, seed: int, stage: str, rng_stream: int,
            tick: Callable[[float, float], None]) -> Dict[str, Any]:
     """One epoch of :func:`fit`; its record."""
     module.train()
@@ -185,18 +239,24 @@ def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, 
         lr = optimizer.param_groups[0]["lr"]
         gidx = order[s * bs:(s + 1) * bs]
         part = split_batch(gidx.shape[0], world)[plan.rank]
-        loss, metrics = batch_loss(net, BatchIndex(gidx[part], gidx, part), g)
         b = part.stop - part.start
+        # DDP averages gradients over ranks: this scaling makes the average the gradient of the
+        # global-batch mean loss when the parts are uneven
+        backward = Backward(net, b * world / gidx.shape[0] if world > 1 else 1.0)
+        optimizer.zero_grad(set_to_none=True)
+        if manual_backward:
+            loss, metrics = batch_loss(net, BatchIndex(gidx[part], gidx, part), g, backward)
+            _check_manual(backward, world, stage)
+        else:
+            loss, metrics = batch_loss(net, BatchIndex(gidx[part], gidx, part), g)
         # per-rank sums -> global sums (one small all-reduce per step; identity in one process)
         step_sums = torch.tensor([b, loss.item() * b, *(float(v) * b for v in metrics.values())], dtype=torch.float64)
         step_sums = (all_reduce_sum(step_sums) if world > 1 else step_sums).tolist()
         if not math.isfinite(step_sums[1]):  # every rank sees the global value: all stop together
             raise FloatingPointError(f"{stage} loss became {step_sums[1] / step_sums[0]} at epoch {epoch}, "
                                      f"step {s}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        # DDP averages gradients over ranks: this scaling makes the average the gradient of the
-        # global-batch mean loss when the parts are uneven
-        (loss * (b * world / gidx.shape[0]) if world > 1 else loss).backward()
+        if not manual_backward:
+            backward(loss)
         optimizer.step()
         sched.step()
         seen += int(step_sums[0])
@@ -208,6 +268,14 @@ def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, 
     if plan.dropped:
         record["dropped"] = plan.dropped
     return record
+
+
+def _check_manual(backward: Backward, world: int, stage: str) -> None:
+    if backward.calls == 0:
+        raise RuntimeError(f"{stage}: the batch function (manual_backward=True) never called its backward")
+    if world > 1 and not backward.synced:
+        raise RuntimeError(f"{stage}: every backward ran inside Backward.part(last=False), so DDP never "
+                           "all-reduced the gradients; run the last part with last=True")
 
 
 def batch_clips(data: Tensor, batch: BatchIndex, augment: Optional[Callable[[Tensor, torch.Generator], Tensor]],
@@ -223,4 +291,4 @@ def batch_clips(data: Tensor, batch: BatchIndex, augment: Optional[Callable[[Ten
     return x.to(device, non_blocking=True)
 
 
-__all__ = ["BatchIndex", "BatchLoss", "fit", "batch_clips"]
+__all__ = ["BatchIndex", "BatchLoss", "Backward", "BatchStep", "fit", "batch_clips"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .distributed import init_for_device
 from .engine import Device, resolve_device, torch_threads
 from .loggers import Logger, default_logger
-from .loop import BatchIndex, fit
+from .loop import Backward, BatchIndex, fit
 from .optim import adam
 
 
@@ -54,6 +54,27 @@ def batch_views(x: torch.Tensor, augment: Augment, g: torch.Generator, raw_ancho
     if raw_anchor:
         return x, augment(x, g), augment(x, g)
     return augment(x, g), augment(x, g), augment(x, g)
+
+
+def asma_step(net: torch.nn.Module, views: Sequence[torch.Tensor], generator: torch.Generator, backward: Backward,
+              groups: Sequence[Sequence[str]], bf16: bool = False) -> Tuple[torch.Tensor, Dict[str, float]]:
+    r"""Forward and backward of the ASMa loss one group of encoders at a time (``groups``, e.g.
+    ``[("theta",), ("phi",)]``; ``[("theta", "phi")]`` is the joint backward): each group's graph is
+    freed before the next group's views are encoded (see :class:`~asma.models.asma.ASMa`).
+
+    Shapes:
+        - **views**: anchor, :math:`x'`, :math:`\hat{x}`, each :math:`(B, C, T, V, M)`
+        - **output**: the detached total loss (scalar) and the per-term losses
+    """
+    total, metrics = views[0].new_zeros(()), {}
+    for i, names in enumerate(groups):
+        with backward.part(last=i == len(groups) - 1):
+            with torch.autocast(views[0].device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, parts = net(*views, generator=generator, names=names)
+            backward(loss)  # outside autocast, as torch recommends
+        total = total + loss.detach()
+        metrics.update({k: v.item() for k, v in parts.items()})
+    return total, metrics
 
 
 def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = None, *,
@@ -100,16 +121,16 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
         data = torch.from_numpy(np.array(train.data, dtype=np.float32))  # a writable in-memory copy
         data = to_stream(data, cfg.data.stream, skel, num_coords)
         raw_anchor = cfg.model.anchor == "raw"
+        groups = [(name,) for name in model.encoders]  # one encoder's forward + backward at a time
 
-        def batch_loss(net: torch.nn.Module, batch: BatchIndex, g: torch.Generator):
+        def batch_step(net: torch.nn.Module, batch: BatchIndex, g: torch.Generator, backward: Backward):
             views = batch_views(data[batch.global_idx], augment, g, raw_anchor)  # global batch, then cut
             anchor, xj, xm = (v[batch.part].to(device, non_blocking=True) for v in views)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss, parts = net(anchor, xj, xm, generator=g)
-            return loss, {k: v.item() for k, v in parts.items()}
+            return asma_step(net, (anchor, xj, xm), g, backward, groups, cfg.bf16)
 
-        model.history = fit(model, opt, batch_loss, data.shape[0], oc.batch_size, oc.epochs,
-                            warmup_epochs=oc.warmup_epochs, drop_last=True, seed=cfg.seed, stage="pretrain",
+        model.history = fit(model, opt, batch_step, data.shape[0], oc.batch_size, oc.epochs,
+                            manual_backward=True, warmup_epochs=oc.warmup_epochs, drop_last=True, seed=cfg.seed,
+                            stage="pretrain",
                             ckpt_dir=Path(run_dir) / "pretrain" if run_dir else None, config=asdict(cfg),
                             resume=resume, logger=default_logger(run_dir, logger), console=console, progress=progress,
                             max_epochs=max_epochs, device=device)
