@@ -1,13 +1,15 @@
-"""The ``values="xyz"`` fast path of the NTU reader (issue 14.6) gives exactly the exact path's
-x, y, z, structure and errors; anything unusual falls back to the exact path."""
+"""The ``values="xyz"`` fast path of the NTU reader (issue 14.6, :mod:`asma.data.readers.ntu_fast`)
+gives exactly the exact path's x, y, z, structure and errors; anything unusual falls back to the
+exact path."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from asma.data.errors import DataFormatError
-from asma.data.readers._text import ByteLines, parse_decimals
-from asma.data.readers.ntu import _read_xyz_fast, iter_ntu_files, read_ntu_skeleton
+from asma.data.readers import ntu as ntu_module
+from asma.data.readers.ntu import _read_xyz_fast, format_ntu_skeleton, iter_ntu_files, read_ntu_skeleton
+from asma.data.readers.ntu_fast import parse_decimals, read_xyz_fast
 
 NAME = "S001C001P001R001A001.skeleton"
 
@@ -15,6 +17,20 @@ NAME = "S001C001P001R001A001.skeleton"
 @pytest.fixture
 def real_files(realdata):
     return iter_ntu_files(realdata / "ntu60_raw_skeleton")
+
+
+def _float_reference(raw: bytes) -> np.ndarray:
+    """x, y, z of every joint line with Python's ``float()``, walking the counts (the lineage's
+    ``read_skeleton_filter`` logic, independent of both asma paths). Shapes: ``(K, 25, 3)``."""
+    lines = raw.decode().splitlines()
+    out, i = [], 1
+    for _ in range(int(lines[0])):
+        nb, i = int(lines[i]), i + 1
+        for _ in range(nb):
+            nj = int(lines[i + 1])
+            out.append([[float(v) for v in lines[i + 2 + j].split()[:3]] for j in range(nj)])
+            i += 2 + nj
+    return np.array(out).reshape(-1, 25, 3)
 
 
 def test_fast_path_equals_exact_path_on_real_files(real_files):
@@ -25,6 +41,7 @@ def test_fast_path_equals_exact_path_on_real_files(real_files):
         assert fast is not None, f  # real files take the fast path (CRLF, exponents like 7.257856E-05)
         full = read_ntu_skeleton(f)
         np.testing.assert_array_equal(fast.joints, full.joints[..., :3])  # bit-identical values
+        np.testing.assert_array_equal(fast.joints, _float_reference(raw))
         for key in ("frame", "body_id", "line"):
             np.testing.assert_array_equal(getattr(fast, key), getattr(full, key))
         assert fast.num_frames == full.num_frames and fast.body_info.shape == (len(full.frame), 0)
@@ -100,7 +117,69 @@ def test_files_without_bodies():
     assert parse_decimals(b"1 2", np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0,)
 
 
-def test_byte_lines():
-    lines = ByteLines.of(b"3\r\n1 2\r\n\r\nx")
-    assert [lines[i] for i in range(len(lines))] == [b"3", b"1 2", b"", b"x"]
-    assert len(ByteLines.of(b"1\n2\n")) == 2 and ByteLines.of(b"1\r2\n") is None
+def test_structure_variants_take_the_fast_path_or_fall_back():
+    rng = np.random.default_rng(1)
+    frames = [[], [(5, rng.normal(size=(25, 3)))], [(5, rng.normal(size=(25, 3))), (2 ** 64 - 1, rng.normal(size=(25, 3)))],
+              [(7, rng.normal(size=(25, 3))) for _ in range(3)], []]
+    raw = format_ntu_skeleton(frames).encode()
+    rec = read_xyz_fast(raw)
+    assert rec is not None and rec.num_frames == 5 and rec.frame.tolist() == [1, 2, 2, 3, 3, 3]
+    assert rec.body_id.tolist() == [5, 5, 2 ** 64 - 1, 7, 7, 7] and rec.line.tolist() == [4, 32, 59, 87, 114, 141]
+    np.testing.assert_array_equal(rec.xyz, read_ntu_skeleton(raw).joints[..., :3])
+    assert read_xyz_fast(raw + b"\r\n\r\n") is not None  # trailing blank lines
+    lines = raw.split(b"\r\n")
+    for k, repl in [(0, b"+5"), (0, b" 5"), (1, b"-0"), (2, b"1 "), (0, b"0_5"), (3, lines[3].replace(b" ", b"\t", 1)), (4, b" 25")]:
+        bad = b"\r\n".join(lines[:k] + [repl] + lines[k + 1:])
+        assert read_xyz_fast(bad) is None, repl  # valid for int(): the exact path reads these
+        np.testing.assert_array_equal(read_ntu_skeleton(bad, values="xyz").joints, rec.xyz)
+    for k, repl in [(1, b"00"), (4, b"025")]:  # leading zeros are plain digits
+        ok = read_xyz_fast(b"\r\n".join(lines[:k] + [repl] + lines[k + 1:]))
+        np.testing.assert_array_equal(ok.xyz, rec.xyz)
+    assert read_xyz_fast(b"") is None and read_xyz_fast(b"0\n").num_frames == 0
+    assert read_xyz_fast(b"1\r1\n") is None  # a lone CR
+
+
+def test_hostile_mutations_agree_with_the_exact_path(realdata, monkeypatch):
+    """Random byte edits of a real two-person file: the fast path either declines or returns
+    what the exact path returns; every failure is a DataFormatError naming a line."""
+    src = realdata / "ntu60_raw_skeleton" / "levelca" / "S001C003P008R002A058.skeleton"
+    lines = src.read_bytes().split(b"\r\n")
+    head = b"\r\n".join([b"4"] + lines[1:1 + 4 * 55]) + b"\r\n"  # its first 4 frames (2 bodies each)
+    rng = np.random.default_rng(0)
+    alphabet = list(b"0123456789.-+ eE\r\n\tx") + [0, 255]
+    seen = {"fast": 0, "fallback": 0, "error": 0}
+    for _ in range(300):
+        raw = bytearray(head)
+        for _ in range(int(rng.integers(1, 4))):
+            pos, op = int(rng.integers(len(raw))), int(rng.integers(3))
+            if op == 0:
+                raw[pos] = alphabet[int(rng.integers(len(alphabet)))]
+            elif op == 1:
+                del raw[pos]
+            else:
+                raw.insert(pos, alphabet[int(rng.integers(len(alphabet)))])
+        raw = bytes(raw)
+        fast = read_xyz_fast(raw)
+        with monkeypatch.context() as m:
+            m.setattr(ntu_module, "read_xyz_fast", lambda _raw: None)
+            try:
+                exact = read_ntu_skeleton(raw, name=NAME, values="xyz")
+            except DataFormatError as exc:
+                exact = exc
+        if isinstance(exact, DataFormatError):
+            assert exact.line is not None or "empty file" in str(exact), str(exact)
+            # the fast path checks only x, y, z of the 12 joint values, like before (the exact
+            # path falls back to parsing all 12 once a row fails its C parser)
+            assert fast is None or ("not a number" in str(exact) and "(value 1)" not in str(exact)
+                                    and "(value 2)" not in str(exact) and "(value 3)" not in str(exact)), str(exact)
+            seen["error"] += 1
+            continue
+        if fast is None:
+            seen["fallback"] += 1
+        else:
+            seen["fast"] += 1
+            np.testing.assert_array_equal(fast.xyz, exact.joints)
+            for key in ("frame", "body_id", "line"):
+                np.testing.assert_array_equal(getattr(fast, key), getattr(exact, key))
+            assert fast.num_frames == exact.num_frames
+    assert min(seen.values()) >= 10, seen  # all three outcomes exercised

@@ -25,8 +25,8 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 import numpy as np
 
 from ..errors import DataFormatError, EmptySequenceError
-from ._text import (ByteLines, Source, decode_text, in_range, parse_block, parse_decimals, parse_int, read_source,
-                    split_lines)
+from ._text import Source, decode_text, in_range, parse_block, parse_int, read_source, split_lines
+from .ntu_fast import read_xyz_fast
 
 NUM_JOINTS = 25
 JOINT_VALUES = 12  # x y z depthX depthY colorX colorY oW oX oY oZ trackingState
@@ -117,7 +117,8 @@ def read_ntu_skeleton(source: Source, *, name: Optional[str] = None, values: str
         source: a path, or the file's bytes.
         name: label for errors and :attr:`NtuSkeletonFile.path` (default: the path).
         values: ``"all"``: every value of the body and joint lines; ``"xyz"``: only the joint
-            positions (3-4x faster; what :func:`read_ntu_clip` and ``asma data prepare`` use).
+            positions (about 10x faster, :mod:`asma.data.readers.ntu_fast`; what
+            :func:`read_ntu_clip` and ``asma data prepare`` use).
             The structure, the 12 values per joint line and x/y/z are checked the same way;
             the other 9 joint values are then not parsed.
 
@@ -159,8 +160,8 @@ def read_ntu_skeleton(source: Source, *, name: Optional[str] = None, values: str
 
 def _walk(lines: Sequence, path: str):
     """The frame/body structure: ``(num_frames, frame of each body, body ids, body-line values
-    after the id, their 1-based lines, 0-based first joint line of each body)``. ``lines``: the
-    file's lines as ``str`` (exact path) or ``bytes`` (:class:`ByteLines`, fast path)."""
+    after the id, their 1-based lines, 0-based first joint line of each body)`` of the file's
+    lines (the exact path, which names the line of any problem)."""
     n_lines = len(lines)
 
     def need(i: int, what: str) -> str:
@@ -209,38 +210,13 @@ def _walk(lines: Sequence, path: str):
 
 
 def _read_xyz_fast(raw: bytes, path: str) -> Optional[NtuSkeletonFile]:
-    """``values="xyz"`` with numpy on the bytes: the structure walk reads only the count and body
-    lines, the joint lines are checked for 12 single-space separated values and their x, y, z
-    parsed by :func:`parse_decimals`. ``None`` for anything unusual (tabs, control bytes, doubled
-    spaces, a bad line): the exact path then parses the file or names the bad line."""
-    b = np.frombuffer(raw, np.uint8)
-    if not raw.isascii() or np.count_nonzero(b < 32) != raw.count(b"\n") + raw.count(b"\r"):  # tabs, NUL, ...
+    """``values="xyz"`` by :func:`~asma.data.readers.ntu_fast.read_xyz_fast` (numpy on the bytes),
+    or ``None`` for anything unusual: the exact path then parses the file or names the bad line."""
+    rec = read_xyz_fast(raw)
+    if rec is None:
         return None
-    lines = ByteLines.of(raw)
-    if not lines:
-        return None
-    try:
-        num_frames, frames, ids, _, info_lines, joint_starts = _walk(lines, path)
-    except DataFormatError:
-        return None
-    idx = (np.asarray(joint_starts, dtype=np.int64)[:, None] + np.arange(NUM_JOINTS)).ravel()
-    ls, le = lines.starts[idx], lines.ends[idx]
-    sp = np.flatnonzero(b == 32)
-    first = np.searchsorted(sp, ls)
-    gaps = JOINT_VALUES - 1
-    if (first + gaps > sp.size).any():
-        return None
-    S = sp[first[:, None] + np.arange(gaps)]  # (J, 11) the separators of each joint line
-    nxt = np.append(sp, b.size)[first + gaps]
-    if not ((S[:, 0] > ls) & (S[:, -1] < le - 1) & (nxt >= le) & (np.diff(S, axis=1) > 1).all(axis=1)).all():
-        return None
-    xyz = parse_decimals(raw, np.stack([ls, S[:, 0] + 1, S[:, 1] + 1], axis=1), S[:, :3])
-    if xyz is None or not in_range(xyz).all():
-        return None
-    k = len(frames)
-    return NtuSkeletonFile(path=path, num_frames=num_frames, frame=np.asarray(frames, dtype=np.int64),
-                           body_id=np.asarray(ids, dtype=np.uint64), body_info=np.zeros((k, 0)),
-                           joints=xyz.reshape(k, NUM_JOINTS, 3), line=np.asarray(info_lines, dtype=np.int64))
+    return NtuSkeletonFile(path=path, num_frames=rec.num_frames, frame=rec.frame, body_id=rec.body_id,
+                           body_info=np.zeros((len(rec.frame), 0)), joints=rec.xyz, line=rec.line)
 
 
 def _joint_values(lines: List[str], idx: np.ndarray, path: str, values: str) -> np.ndarray:

@@ -1,0 +1,228 @@
+"""The vectorised x, y, z path of the NTU ``.skeleton`` reader (``read_ntu_skeleton(values="xyz")``).
+
+The whole file is checked and parsed with numpy on its bytes, no Python loop per frame, body or
+line: line and space offsets give every line's token count, the frame/body/joint structure is
+verified from the count lines at once, and the x, y, z tokens are converted by
+:func:`parse_decimals` (SWAR on 16-byte words). Anything unusual (tabs, control bytes, doubled or
+leading spaces, ``+3`` as a count, a bad token, a wrong count) returns ``None``, and the exact
+line-by-line path of :mod:`asma.data.readers.ntu` then parses the file or names the bad line, so
+line numbers are worked out only on the error path.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from ._text import in_range
+
+NUM_JOINTS = 25
+_GROUP = NUM_JOINTS + 2  # lines per body: body line, joint count, 25 joint lines
+_SPACES_BODY, _SPACES_JOINT = 9, 11  # single spaces in a body line (10 values), a joint line (12)
+
+
+class XyzRecord(NamedTuple):
+    """What the fast path found; ``K`` body entries, ``F`` frames."""
+
+    num_frames: int
+    frame: np.ndarray  # (K,) int64
+    body_id: np.ndarray  # (K,) uint64
+    line: np.ndarray  # (K,) int64, 1-based line of each body line
+    xyz: np.ndarray  # (K, 25, 3) float64
+
+
+def read_xyz_fast(raw: bytes) -> Optional[XyzRecord]:
+    """x, y, z and the structure of a well-formed ``.skeleton`` file, or ``None`` (see the module).
+
+    Shapes: ``xyz``: ``(K, 25, 3)``; ``frame``, ``body_id``, ``line``: ``(K,)``.
+    """
+    b = np.frombuffer(raw, np.uint8)
+    lines = _lines(raw, b)
+    if lines is None:
+        return None
+    starts, ends = lines
+    sp = np.flatnonzero(b == 32)
+    if sp.size > 1 and not (np.diff(sp) > 1).all():  # doubled spaces
+        return None
+    first = np.searchsorted(sp, starts)  # index in sp of each line's first space
+    nsp = np.diff(first, append=sp.size)
+    structure = _structure(b, starts, ends, nsp)
+    if structure is None:
+        return None
+    num_frames, frame, body = structure
+    tok = (body[:, None] + 2 + np.arange(NUM_JOINTS)).ravel()  # joint lines
+    for rows, n in ((body, _SPACES_BODY), (tok, _SPACES_JOINT)):  # no space at the start or end of a line
+        f = first[rows]
+        if (sp[f] == starts[rows]).any() or (sp[f + n - 1] == ends[rows] - 1).any():
+            return None
+    ids = _body_ids(raw, starts[body], sp[first[body]])
+    if ids is None:
+        return None
+    s = sp[first[tok][:, None] + np.arange(3)]  # (J, 3) the spaces after x, y and z
+    xyz = parse_decimals(raw, np.stack([starts[tok], s[:, 0] + 1, s[:, 1] + 1], axis=1), s)
+    if xyz is None or not in_range(xyz).all():
+        return None
+    return XyzRecord(num_frames, frame, ids, body + 1, xyz.reshape(len(body), NUM_JOINTS, 3))
+
+
+def _lines(raw: bytes, b: np.ndarray):
+    """``(starts, ends)`` byte offsets of the lines (without CR/LF), trailing empty lines dropped;
+    ``None`` for non-ASCII or control bytes, or a CR that does not end a line."""
+    if not raw.isascii():
+        return None
+    nl = np.flatnonzero(b == 10)
+    ncr = np.count_nonzero(b == 13)
+    if np.count_nonzero(b < 32) != nl.size + ncr:  # tabs, NUL, ...
+        return None
+    starts = np.concatenate([[0], nl + 1])
+    ends = np.concatenate([nl, [b.size]])
+    if ncr:
+        cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13)
+        if int(cr.sum()) != ncr:
+            return None
+        ends = ends - cr
+    nonempty = np.flatnonzero(ends > starts)
+    if nonempty.size == 0:
+        return None
+    last = nonempty[-1] + 1
+    return starts[:last], ends[:last]
+
+
+def _structure(b: np.ndarray, starts: np.ndarray, ends: np.ndarray, nsp: np.ndarray):
+    """``(num_frames, frame of each body, 0-based body lines)`` when the lines follow the format
+    exactly (counts as plain digits, 25 joints, nothing after the last frame), else ``None``."""
+    n_lines = starts.size
+    body = np.flatnonzero(nsp == _SPACES_BODY)
+    if body.size and body[-1] + _GROUP > n_lines:
+        return None
+    joints = (body[:, None] + 2 + np.arange(NUM_JOINTS)).ravel()
+    if (nsp[body + 1] != 0).any() or (nsp[joints] != _SPACES_JOINT).any():
+        return None
+    counts = np.ones(n_lines, bool)
+    counts[body] = counts[body + 1] = counts[joints] = False
+    cnt = np.flatnonzero(counts)  # line 0 and one body-count line per frame
+    if cnt.size == 0 or cnt[0] != 0 or (nsp[cnt] != 0).any():
+        return None
+    vals = _small_ints(b, starts[cnt], ends[cnt])
+    nj = _small_ints(b, starts[body + 1], ends[body + 1])
+    if vals is None or nj is None or (nj != NUM_JOINTS).any():
+        return None
+    num_frames, nb = int(vals[0]), vals[1:]
+    if nb.size != num_frames:
+        return None
+    q = cnt[1:]
+    nxt = q + 1 + _GROUP * nb  # where the next frame's count line must be
+    if num_frames and (q[0] != 1 or (q[1:] != nxt[:-1]).any() or nxt[-1] != n_lines):
+        return None
+    if not num_frames and n_lines != 1:
+        return None
+    return num_frames, np.repeat(np.arange(num_frames, dtype=np.int64), nb), body
+
+
+def _small_ints(b: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int = 9) -> Optional[np.ndarray]:
+    """Non-negative integers written as 1-9 plain digits at ``b[starts:ends]``, else ``None``.
+
+    Shapes: ``(N,)`` -> ``(N,)`` int64.
+    """
+    n = ends - starts
+    if n.size == 0:
+        return np.zeros(0, np.int64)
+    if (n < 1).any() or (n > width).any():
+        return None
+    pos = ends[:, None] - width + np.arange(width)  # right-aligned windows
+    ok = pos >= starts[:, None]
+    d = b[np.maximum(pos, 0)].astype(np.int64) - 48
+    if ((d < 0) | (d > 9))[ok].any():
+        return None
+    return (np.where(ok, d, 0) * 10 ** np.arange(width - 1, -1, -1)).sum(axis=1)
+
+
+def _body_ids(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional[np.ndarray]:
+    """The body ids (first value of each body line) as uint64, ``int()`` as the exact path does,
+    or ``None`` when one is not an integer in the uint64 range. One ``int`` per body, not per value."""
+    try:
+        ids = [int(raw[s:e]) for s, e in zip(starts.tolist(), ends.tolist())]
+    except ValueError:
+        return None
+    if ids and not (0 <= min(ids) and max(ids) < 2 ** 64):
+        return None
+    return np.array(ids, dtype=np.uint64)
+
+
+# -------------------------------------------------------------------------------------------
+# decimal tokens, 16 bytes at a time
+
+_W = 16  # window bytes: two little-endian 64-bit words
+_U8 = np.dtype("<u8")
+_H80, _L7F = np.uint64(0x8080808080808080), np.uint64(0x7F7F7F7F7F7F7F7F)
+_L30, _L50, _L46, _L2E = (np.uint64(0x0101010101010101 * c) for c in (0x30, 0x50, 0x46, 0x2E))
+# _KEEP0[n], _KEEP1[n]: masks of the last n bytes of a 16-byte window, first and second word
+_KEEP0, _KEEP1 = np.tril(np.full((_W + 1, _W), 0xFF, np.uint8), -1)[:, ::-1].copy().view(_U8).T.copy()
+_POW10 = 10.0 ** np.arange(23)
+_POW10_INT = np.array([10 ** k for k in range(17)], np.uint64)
+_MAX_DIGITS = 15  # mantissas below 2**53: one exact division gives the correctly rounded value
+_ONE, _THREE, _SIX, _TEN = (np.uint64(k) for k in (1, 3, 6, 10))
+
+
+def _eight_digits(v: np.ndarray) -> np.ndarray:
+    """8 ASCII digits per word (first byte most significant) -> their value (Lemire's SWAR)."""
+    v = ((v & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(2561)) >> np.uint64(8)
+    v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+    return ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
+
+
+def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional[np.ndarray]:
+    """Vectorised ``float()`` of the tokens ``raw[starts[k]:ends[k]]`` (any shape of offsets).
+
+    Plain decimals (``-0.2702398``, ``3.561895``, ``5.``, ``.5``, ``+3``) of at most 16 bytes after
+    the sign and 15 digits: each token's last 16 bytes are read as two 64-bit words, checked byte
+    by byte with SWAR masks, the digits combined into an exact integer mantissa and divided once
+    by a power of ten, which equals ``float()`` exactly (Clinger's fast path). Others (an
+    exponent, more digits) go through ``float()`` one by one. ``None`` when a token is not a
+    number (the caller's exact path then names the line). Hand-written because numpy has no C
+    routine that parses selected tokens of a buffer (``np.fromstring`` parses every token, at
+    several times the cost).
+
+    Shapes: ``starts``, ``ends``: ``(...)`` -> ``(...)`` float64.
+    """
+    b = np.frombuffer(raw, np.uint8)
+    shape = np.shape(starts)
+    starts, ends = np.ravel(starts).astype(np.int64), np.ravel(ends).astype(np.int64)
+    if starts.size == 0:
+        return np.zeros(shape)
+    if b.size == 0 or (ends <= starts).any() or starts.min() < 0 or ends.max() > b.size:
+        return None
+    lead = b[starts]
+    nb = ends - starts - ((lead == 45) | (lead == 43))  # bytes after the sign
+    nbc = np.minimum(nb, _W)
+    padded = np.concatenate([np.zeros(_W, np.uint8), b])
+    # 64-bit words at every byte offset (unaligned view): the two words before each token end
+    words = np.ndarray((padded.size - 7,), _U8, padded, strides=(1,))
+    w = []
+    for word, keep in ((words[ends], _KEEP0[nbc]), (words[ends + 8], _KEEP1[nbc])):
+        w.append((word & keep) | (_L30 & ~keep))  # bytes before the token (and the sign) read as "0"
+    slow, ndot, dot = (nb > _W), 0, []
+    for word in w:
+        a7 = word & _L7F  # the masks below need bytes < 0x80 (no carries between bytes)
+        digit = (a7 + _L50) & ~(a7 + _L46) & _H80  # high bit of each byte 0x30..0x39
+        d = ~((a7 ^ _L2E) + _L7F) & _H80  # high bit of each "." byte
+        slow |= ((digit | d) != _H80) | (a7 != word)
+        ndot = ndot + np.bitwise_count(d)
+        dot.append(d)
+    slow |= nb - ndot > _MAX_DIGITS
+    if ((ndot > 1) | (nb - ndot < 1))[~slow].any():
+        return None
+    a = (_eight_digits(w[0] + (dot[0] >> _SIX)) * np.uint64(10 ** 8)  # "." read as a zero digit
+         + _eight_digits(w[1] + (dot[1] >> _SIX)))
+    col0, col1 = ((np.bitwise_count(d - _ONE) >> _THREE).astype(np.int64) for d in dot)  # byte of the dot, 8: none
+    frac = np.where(col1 < 8, 7 - col1, np.where(col0 < 8, 15 - col0, 0))  # digits after the dot
+    r = a % _POW10_INT[frac]
+    mant = np.where(ndot == 1, (a - r) // _TEN + r, a)  # the zero digit taken out
+    val = mant.astype(np.float64) / _POW10[frac]
+    val = np.where(lead == 45, -val, val)
+    for k in np.flatnonzero(slow).tolist():
+        try:
+            val[k] = float(raw[starts[k]:ends[k]])
+        except ValueError:
+            return None
+    return val.reshape(shape)
