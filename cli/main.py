@@ -12,7 +12,7 @@ from rich.table import Table
 
 console = Console(log_path=False)  # users see what happened, not which source line logged it
 #: ``--preset`` values: ``auto`` and :data:`asma.train.config.PRESETS` (not imported here: ``asma --help`` stays fast).
-PRESET_CHOICES = ("auto", "paper", "quick", "tiny")
+PRESET_CHOICES = ("auto", "paper", "quick", "small", "tiny")
 
 
 class AsmaGroup(click.Group):
@@ -73,8 +73,10 @@ _TRAIN_OPTIONS = [
     click.option("--transfer-to", default=None, metavar="DATASET",
                  help="Labelled stages on another dataset (transfer learning, Table 6), e.g. pku2-xsub."),
     click.option("--preset", default="auto", show_default=True, type=click.Choice(PRESET_CHOICES),
-                 help="auto = quick for the synthetic data, paper otherwise."),
-    click.option("--epochs", default=None, type=click.IntRange(min=1), help="Pretraining epochs."),
+                 help="auto = quick for the synthetic data, small for a prepared dataset of fewer than 3,000 "
+                      "training clips, paper otherwise."),
+    click.option("--epochs", default=None, type=click.IntRange(min=1),
+                 help="Pretraining epochs (more if needed for pretrain.min_steps steps: small preset)."),
     click.option("--batch-size", default=None, type=click.IntRange(min=1), help="Pretraining batch size."),
     click.option("--seed", default=None, type=click.IntRange(min=0)),
     click.option("--seeds", default=None, help="Comma-separated seeds: repeat the run and report mean ± std, e.g. 0,1,2,3,4."),
@@ -113,11 +115,14 @@ def pretrain(**options) -> None:
 
 
 def _train(probe, plugins, seeds, resume, no_progress, print_config, loggers, **options) -> None:
-    from asma.train.config import config_from_options
+    from asma.train.options import budget_warning, config_from_options
     from asma.train.engine import is_main_process
     from asma.train.run import run_seeds, run_train
     _load_plugins(plugins)
     cfg = config_from_options(resume=resume, **options)
+    warning = None if resume or not is_main_process() else budget_warning(cfg)
+    if warning:
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
     if loggers:
         cfg.loggers = list(dict.fromkeys(loggers))
     if print_config:

@@ -38,22 +38,25 @@ def run_logger(ctx: RunContext) -> Logger:
     return make_logger(ctx.run_dir, ctx.cfg.loggers)
 
 
-def random_encoder(ctx: RunContext) -> Backbone:
-    """An untrained encoder of the run's backbone (seed ``cfg.seed + 1``): the ``random-init``
-    row of linear evaluation."""
-    torch.manual_seed(ctx.cfg.seed + 1)
+def random_encoder(ctx: RunContext, index: int = 0) -> Backbone:
+    """An untrained encoder of the run's backbone, seeded ``cfg.seed + 1`` (``index`` 0: the
+    ``random-init probe`` row of linear evaluation) or ``cfg.seed + 1 + 2**31`` (``index`` 1: its
+    partner in the ``random-init aligned`` row, away from other runs' seeds; the CPU generator
+    keeps only the low 32 bits of a seed, so the offset is below 2**32)."""
+    torch.manual_seed(ctx.cfg.seed + 1 + index * 2 ** 31)
     return create_backbone(ctx.cfg.model.backbone, ctx.train.skeleton, ctx.train.shape[1],
                            **ctx.cfg.model.backbone_cfg)
 
 
 def linear_stage(ctx: RunContext, *, random_init: bool = True, console: Optional[Console] = None,
                  progress: bool = False) -> List[ProbeResult]:
-    """Linear evaluation of the frozen encoders (Table 3 rows, with the ``random-init`` row of
-    :func:`random_encoder` first when ``random_init``); writes ``<run>/linear/``."""
+    """Linear evaluation of the frozen encoders (Table 3 rows), with the baselines first when
+    ``random_init``: the ``random-init probe`` and ``random-init aligned`` rows of the two
+    :func:`random_encoder` s; writes ``<run>/linear/``."""
     cfg = ctx.cfg
+    randoms = [random_encoder(ctx, i) for i in range(2 if len(ctx.encoders) == 2 else 1)] if random_init else []
     rows = linear_evaluation(ctx.encoders, ctx.train, ctx.test, cfg.probe, ctx.stream, cfg.seed,
-                             random_encoder=random_encoder(ctx) if random_init else None, console=console,
-                             device=cfg.device, progress=progress)
+                             random_encoders=randoms, console=console, device=cfg.device, progress=progress)
     save_rows(ctx.run_dir, "linear", rows, ctx.test.labels, {"config": asdict(cfg.probe)})
     with run_logger(ctx) as log:
         log.log({"stage": "linear", "results": [r.as_dict() for r in rows]})

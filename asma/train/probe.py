@@ -135,13 +135,17 @@ def _align(head, inputs):
 
 def linear_evaluation(encoders: Dict[str, Backbone], train: SkeletonArrays, test: SkeletonArrays,
                       cfg: ProbeConfig, stream: str = "joint", seed: int = 0,
-                      random_encoder: Optional[Backbone] = None, console: Optional[Console] = None,
+                      random_encoders: Sequence[Backbone] = (), console: Optional[Console] = None,
                       device: Device = None, progress: bool = False) -> List[ProbeResult]:
-    """Probe frozen encoders. Rows: ``random-init`` (if given), one linear probe per encoder,
-    ``average`` (mean of the two pooled features, no alignment) and ``aligned`` (Eqs. 10-12).
+    """Probe frozen encoders. Rows: ``random-init probe`` (the first of ``random_encoders``, if
+    given), ``random-init aligned`` (the two ``random_encoders`` under the same alignment head and
+    probe: the baseline of ``aligned``; when two are given and two encoders are probed), one
+    linear probe per encoder, ``average`` (mean of the two pooled features, no alignment) and
+    ``aligned`` (Eqs. 10-12).
 
     Args:
         encoders: name -> pretrained encoder (e.g. ``{"theta": ..., "phi": ...}``).
+        random_encoders: up to two untrained encoders of the same architecture.
         device: where the encoders and heads run (default: where the first encoder is); the
             encoders are moved there. Features and the rows' logits stay on the CPU.
         progress: progress bars (on ``console``) for every feature extraction and probe.
@@ -149,28 +153,37 @@ def linear_evaluation(encoders: Dict[str, Backbone], train: SkeletonArrays, test
     Shapes:
         - clips :math:`(N, C, T, V, M)`; each row's ``logits``: :math:`(N_{test}, K)`
     """
-    first = random_encoder if random_encoder is not None else next(iter(encoders.values()), None)
+    if len(random_encoders) > 2:
+        raise ValueError(f"linear_evaluation takes at most 2 random encoders (a pair), got {len(random_encoders)}")
+    baselines = dict(zip(("random-init", "random-init 2"), random_encoders))
+    first = next(iter({**baselines, **encoders}.values()), None)
     device = device_for(first, device)
     k = train.num_classes
     show = dict(console=console, progress=progress)
     labels = (torch.as_tensor(train.labels), torch.as_tensor(test.labels))
+    feats = {name: standardize_tokens(*(extract_tokens(enc, a, stream, device=device, name=f"{name}: {split} features",
+                                                       **show) for a, split in ((train, "train"), (test, "test"))))
+             for name, enc in {**baselines, **encoders}.items()}
 
-    def probe(head: nn.Module, forward, names: Sequence[str], row: str) -> ProbeResult:
+    def probe(head: Callable[[], nn.Module], forward, names: Sequence[str], row: str) -> ProbeResult:
         torch.manual_seed(seed)  # the same head initialisation for every row
-        h = head()
-        return train_head(h, forward, [feats[n][0] for n in names], labels[0], [feats[n][1] for n in names],
+        return train_head(head(), forward, [feats[n][0] for n in names], labels[0], [feats[n][1] for n in names],
                           labels[1], cfg, seed, name=row, device=device, **show)
 
+    def aligned(a: str, b: str, dim: int, row: str) -> ProbeResult:
+        return probe(lambda: FeatureAlignment(dim, k, num_heads=cfg.heads), _align, [a, b], row)
+
     rows: List[ProbeResult] = []
-    feats = {}
-    named = ([("random-init", random_encoder)] if random_encoder is not None else []) + list(encoders.items())
-    for name, enc in named:
-        feats[name] = standardize_tokens(*(extract_tokens(enc, a, stream, device=device, name=f"{name}: {split} features",
-                                                          **show) for a, split in ((train, "train"), (test, "test"))))
+    if baselines:
+        dim = random_encoders[0].out_dim
+        rows.append(probe(lambda: LinearClassifier(dim, k), _linear, ["random-init"], "random-init probe"))
+        if len(baselines) == 2 and len(encoders) == 2:
+            rows.append(aligned("random-init", "random-init 2", dim, "random-init aligned"))
+    for name, enc in encoders.items():
         rows.append(probe(lambda: LinearClassifier(enc.out_dim, k), _linear, [name], f"{name} probe"))
     if len(encoders) == 2:
         a, b = list(encoders)
         dim = encoders[a].out_dim
         rows.append(probe(lambda: LinearClassifier(dim, k), _average, [a, b], f"{a}+{b} average"))
-        rows.append(probe(lambda: FeatureAlignment(dim, k, num_heads=cfg.heads), _align, [a, b], f"{a}+{b} aligned"))
+        rows.append(aligned(a, b, dim, f"{a}+{b} aligned"))
     return rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Tuple
 
-if TYPE_CHECKING:  # config.py calls check_config: no import at run time
+if TYPE_CHECKING:  # options.py calls check_config: no import at run time
     from .config import TrainConfig
 
 #: Largest seed (the generators take 63-bit seeds).
@@ -24,6 +24,7 @@ INT_BOUNDS: Dict[str, Tuple[int, int]] = {
     "data.num_persons": (1, 2), "data.synthetic_seed": (0, MAX_SEED),
     "model.n_joints": (0, 1000), "model.n_frames": (0, 1000),
     "pretrain.epochs": _EPOCHS, "pretrain.batch_size": _BATCH, "pretrain.warmup_epochs": _WARMUP,
+    "pretrain.min_steps": (0, 1_000_000),  # the paper's NTU-60 schedule is ~47,000 steps
     "probe.epochs": _EPOCHS, "probe.batch_size": _BATCH, "probe.heads": _HEADS,
     "finetune.epochs": _EPOCHS, "finetune.batch_size": _BATCH, "finetune.warmup_epochs": _WARMUP,
     "finetune.align_epochs": _EPOCHS, "finetune.heads": _HEADS,

@@ -43,7 +43,7 @@ def test_out_of_bounds_config_is_one_line_naming_the_key(tmp_path, monkeypatch, 
     (["--epochs", "-3"], "Invalid value for '--epochs': -3 is not in the range x>=1"),
     (["--threads", "-1"], "Invalid value for '--threads': -1 is not in the range x>=0"),
     (["--batch-size", "0"], "Invalid value for '--batch-size'"),
-    (["--preset", "huge"], "'huge' is not one of 'auto', 'paper', 'quick', 'tiny'"),
+    (["--preset", "huge"], "'huge' is not one of 'auto', 'paper', 'quick', 'small', 'tiny'"),
     (["--stream", "bones"], "'bones' is not one of 'joint', 'bone', 'motion'"),
     (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
 ])
@@ -104,7 +104,7 @@ def test_help_shows_the_choices_of_preset_and_stream():
     for command in ("train", "pretrain"):
         r = CliRunner().invoke(main, [command, "--help"])
         text = " ".join(r.output.split())
-        assert "--preset [auto|paper|quick|tiny]" in text and "--stream [joint|bone|motion]" in text
+        assert "--preset [auto|paper|quick|small|tiny]" in text and "--stream [joint|bone|motion]" in text
         assert "--epochs INTEGER RANGE" in text and "--print-config" in text
 
 

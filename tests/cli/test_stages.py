@@ -23,8 +23,8 @@ def test_stage_commands_continue_a_run(tmp_path):
     assert r.exit_code == 0, r.output
     lin = json.loads((run / "linear" / "results.json").read_text())["results"]
     assert json.loads((run / "results.json").read_text())["linear"] == lin
-    assert [x["name"] for x in lin] == ["random-init probe", "theta probe", "phi probe", "theta+phi average",
-                                        "theta+phi aligned"]  # the rows of `asma train`
+    assert [x["name"] for x in lin] == ["random-init probe", "random-init aligned", "theta probe", "phi probe",
+                                        "theta+phi average", "theta+phi aligned"]  # the rows of `asma train`
 
     r = CliRunner().invoke(main, ["finetune", "--run-dir", str(run), "--epochs", "2", "--batch-size", "8",
                                   "--align-epochs", "2", "--no-progress"])

@@ -151,7 +151,7 @@ FAST = ["--preset", "tiny", "--no-progress", "--set", "data.clips_per_class=8", 
 @pytest.mark.slow
 def test_resume_refuses_a_tampered_checkpoint_and_a_dangling_pointer(tmp_path):
     from asma.data.catalog import load_dataset
-    from asma.train.config import config_from_options
+    from asma.train.options import config_from_options
     from asma.train.pretrain import pretrain
     run = tmp_path / "run"
     r = CliRunner().invoke(main, ["pretrain", *FAST, "--epochs", "2", "--run-dir", str(run)])

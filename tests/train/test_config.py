@@ -32,7 +32,7 @@ def test_bad_overrides_are_clear(sets, msg):
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match="known presets: paper, quick, tiny"):
+    with pytest.raises(ValueError, match="known presets: paper, quick, small, tiny"):
         make_config("huge")
 
 
@@ -56,7 +56,7 @@ def test_every_numeric_field_is_bounded_and_the_presets_pass():
         node = cfg
         for part in key.split("."):
             node = getattr(node, part)
-    for preset in ("paper", "quick", "tiny"):
+    for preset in ("paper", "quick", "small", "tiny"):
         assert check_config(make_config(preset)).preset == preset
 
 

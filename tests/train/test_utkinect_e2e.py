@@ -18,7 +18,7 @@ def test_utkinect_pretraining_beats_chance_and_random_init(realdata):
     cfg.pretrain.batch_size = 25
     rows = linear_evaluation(
         dict(pretrain(cfg, train, None, progress=False).encoders.items()), train, test, cfg.probe,
-        random_encoder=create_backbone("stgcn", train.skeleton, 3, **cfg.model.backbone_cfg), seed=0)
+        random_encoders=[create_backbone("stgcn", train.skeleton, 3, **cfg.model.backbone_cfg)], seed=0)
     acc = {r.name: r.top1 for r in rows}
     best = max(acc["theta probe"], acc["phi probe"], acc["theta+phi aligned"])
     assert best > 10.0 + 25, acc                      # clearly above chance (10 classes)
