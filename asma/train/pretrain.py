@@ -13,7 +13,7 @@ from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..data.transforms import Augment
 from ..models.asma import ASMa
-from .config import TrainConfig
+from .config import TrainConfig, pretrain_epochs
 from .distributed import init_for_device
 from .engine import Device, resolve_device, torch_threads
 from .loggers import Logger, default_logger
@@ -128,7 +128,7 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
             anchor, xj, xm = (v[batch.part].to(device, non_blocking=True) for v in views)
             return asma_step(net, (anchor, xj, xm), g, backward, groups, cfg.bf16)
 
-        model.history = fit(model, opt, batch_step, data.shape[0], oc.batch_size, oc.epochs,
+        model.history = fit(model, opt, batch_step, data.shape[0], oc.batch_size, pretrain_epochs(oc, data.shape[0]),
                             manual_backward=True, warmup_epochs=oc.warmup_epochs, drop_last=True, seed=cfg.seed,
                             stage="pretrain",
                             ckpt_dir=Path(run_dir) / "pretrain" if run_dir else None, config=asdict(cfg),
