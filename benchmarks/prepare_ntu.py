@@ -3,7 +3,7 @@ scale, 1 and 2 workers, and the projected time for the whole NTU60 set (56,880 r
 
 Usage::
 
-    python benchmarks/prepare_ntu.py [--realdata ../shared/realdata] [--files 2000] [--workers 1 2]
+    python benchmarks/prepare_ntu.py [--realdata ../shared/realdata] [--files 1000] [--workers 1 2]
 
 The reference is a faithful reimplementation of the lineage's per-file reader (ST-GCN / CrosSCLR /
 AimCLR ``data_gen/ntu_gendata.py``: ``read_skeleton_filter`` builds a dict per body and per joint
@@ -36,7 +36,7 @@ import numpy as np
 
 from asma.data.prepare import prepare_dataset
 from asma.data.preprocess import PreprocessConfig, preprocess_clip
-from asma.data.readers.ntu import format_ntu_skeleton, iter_ntu_files, read_ntu_clip, read_ntu_skeleton
+from asma.data.readers.ntu import format_ntu_skeleton, iter_ntu_files, ntu_to_array, read_ntu_clip, read_ntu_skeleton
 
 NTU60_FILES = 56_880
 NTU60_USED = 56_880 - 302
@@ -143,14 +143,35 @@ def _rate(fn, files, repeats: int):
     return n / (time.perf_counter() - t), n / (time.process_time() - c)
 
 
-def bench_readers(files: List[str], repeats: int):
+def _stages(files: List[str]):
+    """CPU seconds per file of each step of the per-file work (one process): read the bytes, parse
+    x, y, z, assign the bodies to slots, preprocess."""
+    cfg = PreprocessConfig()
+    t = dict.fromkeys(("read", "parse", "bodies", "preprocess"), 0.0)
+    for f in files:
+        c0 = time.process_time()
+        raw = open(f, "rb").read()
+        c1 = time.process_time()
+        rec = read_ntu_skeleton(raw, name=f, values="xyz")
+        c2 = time.process_time()
+        x = ntu_to_array(rec)
+        c3 = time.process_time()
+        preprocess_clip(x, cfg)
+        c4 = time.process_time()
+        for k, a, b in zip(t, (c0, c1, c2, c3), (c1, c2, c3, c4)):
+            t[k] += b - a
+    return {k: v / len(files) for k, v in t.items()}
+
+
+def bench_readers(files: List[str], repeats: int, lineage_repeats: int):
     """Rows ``(what, workers, wall files/s, CPU files/s)`` of the per-file readers."""
     cfg = PreprocessConfig()
-    lin = _rate(lineage_read_xyz, files, max(1, repeats // 4))
     return [
-        ("lineage `read_xyz` (reference)", 1, *lin),
+        ("lineage `read_xyz` (reference)", 1, *_rate(lineage_read_xyz, files, lineage_repeats)),
         ("asma `read_ntu_skeleton`, all 12 values", 1, *_rate(read_ntu_skeleton, files, repeats)),
-        ("asma `read_ntu_clip` (x, y, z) + `preprocess_clip`", 1,
+        ("asma parse alone (`read_ntu_skeleton`, x, y, z)", 1,
+         *_rate(lambda f: read_ntu_skeleton(f, values="xyz"), files, repeats)),
+        ("asma per-file work (`read_ntu_clip` + `preprocess_clip`)", 1,
          *_rate(lambda f: preprocess_clip(read_ntu_clip(f), cfg), files, repeats)),
     ]
 
@@ -161,10 +182,25 @@ def _cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
+def bench_prepare(raw: Path, tmp: Path, workers: List[int], n: int, size_kb: float):
+    """Rows of ``prepare_dataset`` end to end and its stage times ``{workers: seconds}``."""
+    rows, stages = [], {}
+    for w in workers:
+        out = tmp / f"out{w}"
+        c0 = _cpu()
+        s = prepare_dataset("ntu60", raw, out, missing_list="none", workers=w)
+        cpu = _cpu() - c0
+        rows.append((f"generated ({n}, mean {size_kb:.0f} kB): `prepare_dataset` end to end", w,
+                     s.files_used / s.seconds["total"], s.files_used / cpu))
+        stages[w] = {**s.seconds, "other": s.seconds["total"] - s.seconds["parse"] - s.seconds["write"]}
+        shutil.rmtree(out, ignore_errors=True)
+    return rows, stages
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--realdata", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "realdata")
-    ap.add_argument("--files", type=int, default=2000, help="generated files")
+    ap.add_argument("--files", type=int, default=1000, help="generated files")
     ap.add_argument("--repeats", type=int, default=8, help="passes over the real files per reader")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--keep", type=Path, default=None, help="keep the generated files here")
@@ -177,7 +213,7 @@ def main(argv=None):
     if real:
         size = np.mean([os.path.getsize(f) for f in real]) / 1e3
         rows += [(f"real files ({len(real)}, mean {size:.0f} kB): {w}", n, a, b)
-                 for w, n, a, b in bench_readers(real, args.repeats)]
+                 for w, n, a, b in bench_readers(real, args.repeats, max(1, args.repeats // 4))]
     tmp = Path(tempfile.mkdtemp(prefix="asma-bench-ntu-"))
     try:
         raw = args.keep or (tmp / "raw")
@@ -185,27 +221,23 @@ def main(argv=None):
         mean_size = generate(raw, args.files, args.realdata) / 1e3
         print(f"generated {args.files} files (mean {mean_size:.0f} kB) in {time.perf_counter() - t:.1f} s\n")
         gen = sorted(str(p) for p in raw.glob("*.skeleton"))
-        sample = gen[: min(len(gen), 250)]
-        rows += [(f"generated ({len(sample)} distinct, mean {mean_size:.0f} kB): {w}", n, a, b)
-                 for w, n, a, b in bench_readers(sample, 1)]
-        for w in args.workers:
-            out = tmp / f"out{w}"
-            c0 = _cpu()
-            s = prepare_dataset("ntu60", raw, out, missing_list="none", workers=w)
-            cpu = _cpu() - c0
-            rows.append((f"generated ({args.files}, mean {mean_size:.0f} kB): `prepare_dataset` end to end "
-                         f"(parse stage {s.files_per_second:.0f} files/s)", w, s.files_used / s.seconds["total"],
-                         s.files_used / cpu))
-            shutil.rmtree(out, ignore_errors=True)
+        # the readers on exactly the files prepare_dataset reads (the lineage once over all of them)
+        rows += [(f"generated ({len(gen)}, mean {mean_size:.0f} kB): {w}", n, a, b)
+                 for w, n, a, b in bench_readers(gen, 1, 1) if "all 12" not in w]
+        prep, stages = bench_prepare(raw, tmp, args.workers, args.files, mean_size)
+        rows += prep
+        per_file = _stages(gen[: min(len(gen), 250)])
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
     _print_table(rows)
+    _print_ratios(rows)
+    _print_stages(per_file, stages, args.files)
     return 0
 
 
 def _print_table(rows) -> None:
-    # each row is compared with the lineage reader on the same kind of input (real / generated)
+    # each row is compared with the lineage reader on the same files (real / generated)
     lineage = {what.split()[0]: (wall, cpu) for what, _, wall, cpu in rows if "lineage" in what}
     print("| input | workers | wall files/s | files per CPU-second | x lineage (wall) | x lineage (CPU) | "
           "projected NTU60 on 2 idle cores |")
@@ -218,6 +250,27 @@ def _print_table(rows) -> None:
     print(f"\nNTU60: {NTU60_USED:,} files after the 302 without skeletons. Wall-clock rates depend on the machine's "
           f"load (load average now {os.getloadavg()[0]:.1f}); CPU-second rates much less. On 2 idle cores the "
           "2-worker wall rate is about twice the 1-worker rate (the CPU rates are equal).")
+
+
+def _print_ratios(rows) -> None:
+    """The issue's figure: asma / lineage ``read_xyz`` (one process) on the same generated files."""
+    gen = [(what, w, wall) for what, w, wall, _ in rows if what.startswith("generated")]
+    ref = next(wall for what, _, wall in gen if "lineage" in what)
+    print("\nasma / lineage `read_xyz` (1 process), wall files/s on the same generated files:")
+    for what, w, wall in gen:
+        if "lineage" not in what:
+            print(f"- {what.split(': ', 1)[1]}, {w} worker{'s' if w > 1 else ''}: {wall / ref:.1f}x")
+
+
+def _print_stages(per_file, stages, n: int) -> None:
+    """Where the time goes: CPU ms per file of the per-file work, and the wall stages of prepare."""
+    total = sum(per_file.values())
+    print("\nper-file work, CPU ms per file (one process): " + ", ".join(
+        f"{k} {v * 1e3:.2f} ({v / total:.0%})" for k, v in per_file.items()) + f"; total {total * 1e3:.2f}")
+    for w, s in stages.items():
+        print(f"prepare_dataset, {w} worker{'s' if w > 1 else ''}, wall s for {n} files: parse+preprocess "
+              f"{s['parse']:.2f}, write stores {s['write']:.2f}, list+plan+report {s['other']:.2f}, "
+              f"total {s['total']:.2f}")
 
 
 if __name__ == "__main__":

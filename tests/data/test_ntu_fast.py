@@ -119,8 +119,10 @@ def test_files_without_bodies():
 
 def test_structure_variants_take_the_fast_path_or_fall_back():
     rng = np.random.default_rng(1)
-    frames = [[], [(5, rng.normal(size=(25, 3)))], [(5, rng.normal(size=(25, 3))), (2 ** 64 - 1, rng.normal(size=(25, 3)))],
-              [(7, rng.normal(size=(25, 3))) for _ in range(3)], []]
+    def j():
+        return rng.normal(size=(25, 3))
+
+    frames = [[], [(5, j())], [(5, j()), (2 ** 64 - 1, j())], [(7, j()) for _ in range(3)], []]
     raw = format_ntu_skeleton(frames).encode()
     rec = read_xyz_fast(raw)
     assert rec is not None and rec.num_frames == 5 and rec.frame.tolist() == [1, 2, 2, 3, 3, 3]
@@ -128,11 +130,13 @@ def test_structure_variants_take_the_fast_path_or_fall_back():
     np.testing.assert_array_equal(rec.xyz, read_ntu_skeleton(raw).joints[..., :3])
     assert read_xyz_fast(raw + b"\r\n\r\n") is not None  # trailing blank lines
     lines = raw.split(b"\r\n")
-    for k, repl in [(0, b"+5"), (0, b" 5"), (1, b"-0"), (2, b"1 "), (0, b"0_5"), (3, lines[3].replace(b" ", b"\t", 1)), (4, b" 25")]:
+    tab = lines[3].replace(b" ", b"\t", 1)
+    for k, repl in [(0, b"+5"), (0, b" 5"), (1, b"-0"), (2, b"1 "), (0, b"0_5"), (3, tab), (4, b" 25")]:
         bad = b"\r\n".join(lines[:k] + [repl] + lines[k + 1:])
         assert read_xyz_fast(bad) is None, repl  # valid for int(): the exact path reads these
         np.testing.assert_array_equal(read_ntu_skeleton(bad, values="xyz").joints, rec.xyz)
-    for k, repl in [(1, b"00"), (4, b"025")]:  # leading zeros are plain digits
+    assert read_xyz_fast(b"\r\n".join(lines[:4] + [b"025"] + lines[5:])) is None  # joint counts: "25" only
+    for k, repl in [(1, b"00"), (2, b"01")]:  # leading zeros in the frame and body counts are plain digits
         ok = read_xyz_fast(b"\r\n".join(lines[:k] + [repl] + lines[k + 1:]))
         np.testing.assert_array_equal(ok.xyz, rec.xyz)
     assert read_xyz_fast(b"") is None and read_xyz_fast(b"0\n").num_frames == 0

@@ -262,8 +262,10 @@ SHORT_BODY_FRAMES = 11
 def rank_bodies(rec: NtuSkeletonFile, short_frames: int = SHORT_BODY_FRAMES) -> List[int]:
     """Body ids, best first: bodies present in more than ``short_frames`` frames before
     short-lived ones, then by decreasing :func:`body_activity`, ties by first appearance."""
-    act = body_activity(rec)
     ids = rec.body_ids
+    if len(ids) <= 1:  # nothing to rank (most files): skip the activity
+        return ids
+    act = body_activity(rec)
     present = {b: int(np.unique(rec.frame[rec.body_id == np.uint64(b)]).size) for b in ids}
     return sorted(ids, key=lambda b: (present[b] <= short_frames, -act[b]))  # stable sort
 
@@ -288,9 +290,8 @@ def ntu_to_array(rec: NtuSkeletonFile, max_bodies: int = 2, body_rule: str = "ac
     if body_rule not in BODY_RULES:
         raise ValueError(f"unknown body_rule {body_rule!r}; use one of {BODY_RULES}")
     F = rec.num_frames
-    out = np.zeros((3, F, NUM_JOINTS, max_bodies), dtype=dtype)
     if len(rec.frame) == 0 or max_bodies <= 0:
-        return out
+        return np.zeros((3, F, NUM_JOINTS, max_bodies), dtype=dtype)
     xyz = rec.joints[:, :, :3]
     if body_rule == "file-order":
         # position of each entry within its frame: index minus the frame's first entry
@@ -299,10 +300,13 @@ def ntu_to_array(rec: NtuSkeletonFile, max_bodies: int = 2, body_rule: str = "ac
     else:
         order = rank_bodies(rec)
         slot_of = {b: s for s, b in enumerate(order[:max_bodies])}
-        slot = np.array([slot_of.get(int(b), -1) for b in rec.body_id], dtype=np.int64)
+        ids, inv = np.unique(rec.body_id, return_inverse=True)  # one dict look-up per body, not per entry
+        slot = np.array([slot_of.get(int(b), -1) for b in ids], dtype=np.int64)[inv.ravel()]
     keep = (slot >= 0) & (slot < max_bodies)
-    out[:, rec.frame[keep], :, slot[keep]] = xyz[keep].astype(dtype).transpose(0, 2, 1)
-    return out
+    # whole (25, 3) rows into a (F, M, 25, 3) buffer, then one transposing copy
+    buf = np.zeros((F, max_bodies, NUM_JOINTS, 3), dtype=dtype)
+    buf[rec.frame[keep], slot[keep]] = xyz[keep]
+    return np.ascontiguousarray(buf.transpose(3, 0, 2, 1))
 
 
 def read_ntu_clip(source: Source, *, max_bodies: int = 2, body_rule: str = "activity",

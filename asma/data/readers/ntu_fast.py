@@ -68,19 +68,15 @@ def read_xyz_fast(raw: bytes) -> Optional[XyzRecord]:
 def _lines(raw: bytes, b: np.ndarray):
     """``(starts, ends)`` byte offsets of the lines (without CR/LF), trailing empty lines dropped;
     ``None`` for non-ASCII or control bytes, or a CR that does not end a line."""
-    if not raw.isascii():
+    if not raw or not raw.isascii():
         return None
     nl = np.flatnonzero(b == 10)
-    ncr = np.count_nonzero(b == 13)
-    if np.count_nonzero(b < 32) != nl.size + ncr:  # tabs, NUL, ...
-        return None
     starts = np.concatenate([[0], nl + 1])
     ends = np.concatenate([nl, [b.size]])
-    if ncr:
-        cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13)
-        if int(cr.sum()) != ncr:
-            return None
-        ends = ends - cr
+    cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13)  # CRs that end a line
+    if np.count_nonzero(b < 32) != nl.size + np.count_nonzero(cr):  # tabs, NUL, a CR inside a line, ...
+        return None
+    ends = ends - cr
     nonempty = np.flatnonzero(ends > starts)
     if nonempty.size == 0:
         return None
@@ -90,7 +86,7 @@ def _lines(raw: bytes, b: np.ndarray):
 
 def _structure(b: np.ndarray, starts: np.ndarray, ends: np.ndarray, nsp: np.ndarray):
     """``(num_frames, frame of each body, 0-based body lines)`` when the lines follow the format
-    exactly (counts as plain digits, 25 joints, nothing after the last frame), else ``None``."""
+    exactly (counts as plain digits, joint counts ``25``, nothing after the last frame), else ``None``."""
     n_lines = starts.size
     body = np.flatnonzero(nsp == _SPACES_BODY)
     if body.size and body[-1] + _GROUP > n_lines:
@@ -103,9 +99,11 @@ def _structure(b: np.ndarray, starts: np.ndarray, ends: np.ndarray, nsp: np.ndar
     cnt = np.flatnonzero(counts)  # line 0 and one body-count line per frame
     if cnt.size == 0 or cnt[0] != 0 or (nsp[cnt] != 0).any():
         return None
+    jc = starts[body + 1]  # the joint counts: exactly "25" ("025" is left to the exact path)
+    if ((ends[body + 1] - jc != 2) | (b[jc] != 50) | (b[jc + 1] != 53)).any():
+        return None
     vals = _small_ints(b, starts[cnt], ends[cnt])
-    nj = _small_ints(b, starts[body + 1], ends[body + 1])
-    if vals is None or nj is None or (nj != NUM_JOINTS).any():
+    if vals is None:
         return None
     num_frames, nb = int(vals[0]), vals[1:]
     if nb.size != num_frames:
@@ -156,8 +154,8 @@ _W = 16  # window bytes: two little-endian 64-bit words
 _U8 = np.dtype("<u8")
 _H80, _L7F = np.uint64(0x8080808080808080), np.uint64(0x7F7F7F7F7F7F7F7F)
 _L30, _L50, _L46, _L2E = (np.uint64(0x0101010101010101 * c) for c in (0x30, 0x50, 0x46, 0x2E))
-# _KEEP0[n], _KEEP1[n]: masks of the last n bytes of a 16-byte window, first and second word
-_KEEP0, _KEEP1 = np.tril(np.full((_W + 1, _W), 0xFF, np.uint8), -1)[:, ::-1].copy().view(_U8).T.copy()
+# _KEEP[:, n]: mask of the last n bytes of a 16-byte window, first and second word
+_KEEP = np.tril(np.full((_W + 1, _W), 0xFF, np.uint8), -1)[:, ::-1].copy().view(_U8).T.copy()
 _POW10 = 10.0 ** np.arange(23)
 _POW10_INT = np.array([10 ** k for k in range(17)], np.uint64)
 _MAX_DIGITS = 15  # mantissas below 2**53: one exact division gives the correctly rounded value
@@ -194,30 +192,31 @@ def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional
         return None
     lead = b[starts]
     nb = ends - starts - ((lead == 45) | (lead == 43))  # bytes after the sign
-    nbc = np.minimum(nb, _W)
-    padded = np.concatenate([np.zeros(_W, np.uint8), b])
-    # 64-bit words at every byte offset (unaligned view): the two words before each token end
-    words = np.ndarray((padded.size - 7,), _U8, padded, strides=(1,))
-    w = []
-    for word, keep in ((words[ends], _KEEP0[nbc]), (words[ends + 8], _KEEP1[nbc])):
-        w.append((word & keep) | (_L30 & ~keep))  # bytes before the token (and the sign) read as "0"
-    slow, ndot, dot = (nb > _W), 0, []
-    for word in w:
-        a7 = word & _L7F  # the masks below need bytes < 0x80 (no carries between bytes)
-        digit = (a7 + _L50) & ~(a7 + _L46) & _H80  # high bit of each byte 0x30..0x39
-        d = ~((a7 ^ _L2E) + _L7F) & _H80  # high bit of each "." byte
-        slow |= ((digit | d) != _H80) | (a7 != word)
-        ndot = ndot + np.bitwise_count(d)
-        dot.append(d)
-    slow |= nb - ndot > _MAX_DIGITS
+    wend = ends
+    if ends.min() < _W:  # room for the window before the first token
+        b, wend = np.concatenate([np.zeros(_W, np.uint8), b]), ends + _W
+    # 64-bit words at every byte offset (an unaligned view); row 0: the first 8 of the 16 bytes
+    # before each token end, row 1: the last 8
+    w = np.ndarray((b.size - 7,), _U8, b, strides=(1,))[np.stack([wend - _W, wend - 8])]
+    keep = _KEEP[:, np.minimum(nb, _W)]
+    w = (w & keep) | (_L30 & ~keep)  # bytes before the token (and the sign) read as "0"
+    digit = (w + _L50) & ~(w + _L46) & _H80  # high bit of each byte 0x30..0x39 (ASCII: no carries)
+    dot = ~((w ^ _L2E) + _L7F) & _H80  # high bit of each "." byte
+    bad = (digit | dot) != _H80
+    ndot = np.bitwise_count(dot)
+    ndot = ndot[0] + ndot[1]
+    slow = bad[0] | bad[1] | (nb > _W) | (nb - ndot > _MAX_DIGITS)
+    if not raw.isascii():  # the masks assume bytes below 0x80
+        slow[:] = True
     if ((ndot > 1) | (nb - ndot < 1))[~slow].any():
         return None
-    a = (_eight_digits(w[0] + (dot[0] >> _SIX)) * np.uint64(10 ** 8)  # "." read as a zero digit
-         + _eight_digits(w[1] + (dot[1] >> _SIX)))
-    col0, col1 = ((np.bitwise_count(d - _ONE) >> _THREE).astype(np.int64) for d in dot)  # byte of the dot, 8: none
-    frac = np.where(col1 < 8, 7 - col1, np.where(col0 < 8, 15 - col0, 0))  # digits after the dot
+    w += dot >> _SIX  # "." read as a zero digit, taken out below
+    a = _eight_digits(w)
+    a = a[0] * np.uint64(10 ** 8) + a[1]
+    col = (np.bitwise_count(dot - _ONE) >> _THREE).astype(np.int64)  # byte of the dot in each word, 8: none
+    frac = np.where(col[1] < 8, 7 - col[1], np.where(col[0] < 8, 15 - col[0], 0))  # digits after the dot
     r = a % _POW10_INT[frac]
-    mant = np.where(ndot == 1, (a - r) // _TEN + r, a)  # the zero digit taken out
+    mant = np.where(ndot == 1, (a - r) // _TEN + r, a)
     val = mant.astype(np.float64) / _POW10[frac]
     val = np.where(lead == 45, -val, val)
     for k in np.flatnonzero(slow).tolist():
