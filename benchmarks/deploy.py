@@ -37,7 +37,7 @@ from asma.deploy import OnnxRunner, Recognizer, StreamEnsemble, bench, export_on
 from asma.deploy.measure import latency_ms, save_artifact
 from asma.deploy.classify import logits_fn
 from asma.models import AlignedClassifier, EncoderClassifier, FeatureAlignment, create_backbone
-from asma.zoo.architectures import config_for_model
+from asma.pretrained.architectures import config_for_model
 
 STREAMS = ("joint", "bone", "motion")
 #: Table 2 of the paper (Raspberry Pi 4B, 2 GB, CPU only).

@@ -82,7 +82,7 @@ def _entry_metric(entry, zoo_cache=None) -> str:
     metrics, mark = entry.metrics, ""
     folder = cached_folder(entry.alias, zoo_cache) if not entry.pullable else None
     if folder is not None:
-        from asma.zoo.config import PretrainedConfig
+        from asma.pretrained.config import PretrainedConfig
         metrics = PretrainedConfig.from_json(folder).metrics
     elif not metrics and entry.recipe is not None:
         metrics, mark = entry.recipe.expected, "*"
@@ -124,7 +124,7 @@ def pull_cmd(name: str, revision: Optional[str], endpoint: Optional[str], offlin
              cache_dir: Optional[Path], zoo_cache: Optional[Path], token: Optional[str],
              manifests: Sequence[Path]) -> None:
     """Download NAME (or find it in the cache), verify every file's sha256, and print where it is."""
-    from asma.zoo.config import PretrainedConfig
+    from asma.pretrained.config import PretrainedConfig
     from asma.zoo.hub import commit_of, fetch
     con = _console()
     path = fetch(name, revision=revision, manifests=manifests, cache_dir=cache_dir, zoo_cache=zoo_cache,
@@ -140,7 +140,7 @@ def pull_cmd(name: str, revision: Optional[str], endpoint: Optional[str], offlin
 
 
 def _load_config(name: str, revision, endpoint, offline, cache_dir, zoo_cache, token, manifests):
-    from asma.zoo.config import PretrainedConfig
+    from asma.pretrained.config import PretrainedConfig
     from asma.zoo.hub import commit_of, fetch
     path = fetch(name, revision=revision, manifests=manifests, cache_dir=cache_dir, zoo_cache=zoo_cache,
                  endpoint=endpoint, offline=offline, token=token)
@@ -259,7 +259,7 @@ def push_cmd(directory: Path, repo_id: str, endpoint, revision, tag, private: bo
 @click.option("--base-model", default=None, help="For a student: the teacher's Hub repository org/name.")
 def export_cmd(run_dir: Path, what: str, out: Path, license_: str, description, paper, base_model) -> None:
     """Write one model of a finished run as a publishable model folder."""
-    from asma.zoo.schema import MODEL_FILES
+    from asma.pretrained.schema import MODEL_FILES
     from asma.zoo.export import export_run
     con = _console()
     cfg = export_run(run_dir, what, out, license=license_, description=description, paper=paper,
@@ -303,7 +303,7 @@ def import_cmd(file: Path, fmt: Optional[str], out: Path, license_: str) -> None
 def build_cmd(name: str, data_dir: Optional[Path], run_dir: Optional[Path], zoo_cache: Optional[Path],
               manifests: Sequence[Path]) -> None:
     """Train the recipe of NAME and install the model in the local zoo cache (with its measured metrics)."""
-    from asma.zoo.config import PretrainedConfig
+    from asma.pretrained.config import PretrainedConfig
     from asma.zoo.recipes import build
     con = _console()
     folder = build(name, data_dir=data_dir, manifests=manifests, zoo_cache=zoo_cache, run_dir=run_dir, console=con)

@@ -59,7 +59,7 @@ def test_import_asma_is_light():
 
 def test_student_inference_imports_neither_torch_geometric_nor_sympy(tmp_path):
     from asma.models import EncoderClassifier, create_backbone
-    from asma.zoo.architectures import config_for_model
+    from asma.pretrained.architectures import config_for_model
     from asma.zoo.model import save_pretrained
     student = EncoderClassifier.linear(create_backbone("stgcn-student"), 5).eval()
     cfg = config_for_model(student, kind="student", class_names=list("abcde"), num_frames=20, num_persons=2)

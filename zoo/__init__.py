@@ -3,7 +3,8 @@
 Publish::
 
     from asma.models import EncoderClassifier
-    from asma.zoo import config_for_model, save_pretrained, push_to_hub
+    from asma.pretrained.architectures import config_for_model
+    from asma.zoo import save_pretrained, push_to_hub
     model = EncoderClassifier.linear(encoder, num_classes)   # ... trained
     cfg = config_for_model(model, kind="student", class_names=names, stream="joint", ...)
     save_pretrained(model, cfg, "out/ntu60-student")
@@ -17,7 +18,8 @@ Use (:func:`asma.create_model`, the one entry point)::
 
 From a finished run: ``export_run(run_dir, "student", "out/student")`` (``asma zoo export``).
 
-See docs/zoo.md. Names are imported lazily, so listing and pulling models does not import torch.
+The folder format itself (``PretrainedConfig``, ``config_for_model``, ``build_model``) is
+:mod:`asma.pretrained`, shared with the training runs. See docs/zoo.md. Names are imported lazily, so listing and pulling models does not import torch.
 """
 from __future__ import annotations
 
@@ -25,10 +27,6 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "config": ["PretrainedConfig"],
-    "schema": ["ConfigError"],
-    "transforms": ["SkeletonTransforms"],
-    "architectures": ["config_for_model", "check_compatible"],
     "model": ["save_pretrained", "load_pretrained", "load_state"],
     "card": ["model_card"],
     "hub": ["push_to_hub", "pull", "fetch", "load_from_hub", "commit_of", "parse_model_name", "ModelRef"],

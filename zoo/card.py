@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from .config import PretrainedConfig
+from asma.pretrained.config import PretrainedConfig
 
 #: Tags every model card gets (domain words; the Hub task is ``pipeline_tag``).
 CARD_TAGS = ("asma", "skeleton-based-action-recognition", "action-recognition", "self-supervised-learning",

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .config import PretrainedConfig
+from asma.pretrained.config import PretrainedConfig
 
 PathLike = Union[str, Path]
 
@@ -174,7 +174,7 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
 
     Returns:
         ``(model, config)``: the classifier (an ``encoder`` when the file has no head, as PSTL's
-        saved encoders; :func:`asma.zoo.architectures.build_model`) in eval
+        saved encoders; :func:`asma.pretrained.architectures.build_model`) in eval
         mode, its logits those of the lineage model (pooled ST-GCN features -> ``fc``); the config
         carries the ``ntu25`` layout, the input spec ``(3, 50, 25, 2)``, the NTU class names,
         :data:`LINEAGE_PREPROCESSING`, ``num_params`` and ``gflops``.
@@ -187,7 +187,7 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
     from asma.graph import get_layout, partition_adjacency
     from asma.io import load_state_dict_checked
 
-    from .architectures import build_model, model_costs
+    from asma.pretrained.architectures import build_model, model_costs
 
     fmt = fmt or detect_format(state, where)
     if fmt not in LINEAGE_FORMATS:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from torch import nn
 
-from .config import PretrainedConfig
+from asma.pretrained.config import PretrainedConfig
 
 PathLike = Union[str, Path]
 #: Distillation folder -> teacher kind (``asma.train.downstream.DISTILL_DIRS`` inverted).
@@ -84,7 +84,7 @@ def build_export(run_dir: PathLike, what: str, *, license: str = "unknown", desc
     else:
         raise ValueError(f"unknown model {what!r}; {run} holds: {', '.join(exportable(run)) or 'none'} "
                          "(student, student-ft, teacher, classifier-<encoder>, encoder-<name>)")
-    from .architectures import config_for_model
+    from asma.pretrained.architectures import config_for_model
     kind, summary = fields.pop("kind"), fields.pop("summary")
     config = config_for_model(model.eval(), kind=kind, license=license, paper=paper, base_model=base_model,
                               description=description or summary, source={"run": str(run), "model": what},

@@ -13,7 +13,7 @@ A ``name`` is, tried in this order:
 * a zoo alias from the manifests (``asma zoo list``).
 
 A model that comes with weights (``pretrained=True``, or any folder / run) is returned in eval
-mode with ``model.pretrained_cfg``, its :class:`~asma.zoo.config.PretrainedConfig` (layout, input
+mode with ``model.pretrained_cfg``, its :class:`~asma.pretrained.config.PretrainedConfig` (layout, input
 spec, stream, class names, preprocessing, metrics, licence, source, parameters, GFLOPs).
 """
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _fetch(name: str, options: Dict[str, Any]) -> Path:
 def _with_costs(model, config):
     """``config`` with ``num_params`` filled in when the folder did not record it. A missing
     ``gflops`` stays ``None``: counting FLOPs imports sympy (through ``torch.utils.flop_counter``),
-    which inference does not otherwise need (:func:`asma.zoo.architectures.model_costs` counts them)."""
+    which inference does not otherwise need (:func:`asma.pretrained.architectures.model_costs` counts them)."""
     if config.num_params is None:
         config.num_params = sum(p.numel() for p in model.parameters())
     return config
@@ -101,7 +101,7 @@ def _with_costs(model, config):
 
 def _finish(model, config, pretrained: bool):
     if not pretrained:  # the architecture only, freshly initialised (as timm's pretrained=False)
-        from .architectures import build_model
+        from asma.pretrained.architectures import build_model
         return build_model(config)
     model.pretrained_cfg = _with_costs(model, config)
     return model.eval()

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Tuple, Union
 
 import asma
+from asma.pretrained.config import PretrainedConfig
+from asma.pretrained.schema import MODEL_FILES
 
-from .config import PretrainedConfig
 from .integrity import verified_folder
 from .registry import NotBuiltError, ZooError, resolve
-from .schema import MODEL_FILES
 
 if TYPE_CHECKING:  # torch is only imported when a model is built (pull/list/info stay light)
     from torch import nn
@@ -180,7 +180,7 @@ def push_to_hub(directory: PathLike, repo_id: str, revision: Optional[str] = Non
     """
     from huggingface_hub import HfApi
 
-    from .architectures import build_model
+    from asma.pretrained.architectures import build_model
     from .model import _load_checked, load_state
 
     directory = Path(directory)

@@ -123,13 +123,13 @@ def verified_folder(folder: Path, source: str, pinned: Optional[Mapping[str, str
     """``folder`` after checking its files against the sha256 of a manifest entry (``pinned``,
     may cover ``config.json`` too) and its weight files against ``config.json``'s
     ``weights_sha256``; ``config.json`` is read with size and nesting bounds and validated
-    (sizes within :data:`asma.zoo.schema.LIMITS`) before anything is built from it.
+    (sizes within :data:`asma.pretrained.schema.LIMITS`) before anything is built from it.
 
     Raises:
         UnverifiedWeightsError: a weight file whose sha256 is recorded nowhere. ValueError
             (``CheckpointError``): a file differs, naming it and both hashes; an invalid config.
     """
-    from .config import PretrainedConfig
+    from asma.pretrained.config import PretrainedConfig
     if pinned:
         verify_folder(folder, pinned, f"the manifest entry {source}")
     cfg = PretrainedConfig.from_dict(read_json_bounded(folder / "config.json"), source=str(folder / "config.json"))

@@ -5,9 +5,10 @@ only ever read from safetensors (pickled ``*.bin``/``*.pt`` files are refused), 
 that does not fit the model (layout, channels, backbone, classes) fails with an error naming both
 sides.
 
-The config <-> model mapping (:func:`~asma.zoo.architectures.config_for_model`,
-:func:`~asma.zoo.architectures.build_model`, :func:`~asma.zoo.architectures.check_compatible`) is in
-:mod:`asma.zoo.architectures`, the model card in :mod:`asma.zoo.card`. Users load models with
+The config <-> model mapping (:func:`~asma.pretrained.architectures.config_for_model`,
+:func:`~asma.pretrained.architectures.build_model`, :func:`~asma.pretrained.architectures.check_compatible`) is in
+:mod:`asma.pretrained.architectures`, the folder writer in :mod:`asma.pretrained.folder`, the model card in
+:mod:`asma.zoo.card`. Users load models with
 :func:`asma.create_model`, which reads folders with :func:`load_pretrained`.
 """
 from __future__ import annotations
@@ -17,12 +18,12 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from torch import Tensor, nn
 
-import asma
-from asma.io import atomic_write_text, load_tensors, save_tensors, sha256_record
+from asma.io import load_tensors
+from asma.pretrained.architectures import build_model, check_compatible
+from asma.pretrained.config import PretrainedConfig
+from asma.pretrained.folder import save_folder
 
-from .architectures import build_model, check_compatible
 from .card import model_card
-from .config import PretrainedConfig
 
 PathLike = Union[str, Path]
 
@@ -34,9 +35,8 @@ def save_pretrained(model: nn.Module, config: PretrainedConfig, directory: PathL
                     repo_id: Optional[str] = None, card: bool = True) -> Path:
     """Write ``directory/model.safetensors``, ``README.md`` (model card) and ``config.json``.
 
-    Every file is written atomically (temporary file + rename); an existing ``config.json`` is
-    removed first and the new one written last, so a folder with a ``config.json`` always has
-    complete, matching weights. Nothing is pickled.
+    Written by :func:`asma.pretrained.folder.save_folder` (atomic files, ``config.json`` last with
+    the weights' sha256; nothing is pickled).
 
     Args:
         model: a :class:`~asma.models.Backbone`, :class:`~asma.models.EncoderClassifier` or :class:`~asma.models.AlignedClassifier`.
@@ -52,19 +52,8 @@ def save_pretrained(model: nn.Module, config: PretrainedConfig, directory: PathL
         ValueError: ``config`` does not describe ``model``.
     """
     config.validate()
-    check_compatible(model, config, source="the config")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    # An older config.json goes first: a crash mid-way leaves a folder without config.json
-    # (clearly incomplete), never an old config next to new weights.
-    (directory / "config.json").unlink(missing_ok=True)
-    meta = {"format": "pt", "library": "asma", "asma_version": asma.__version__, "kind": config.kind}
-    save_tensors(directory / "model.safetensors", model.state_dict(), metadata=meta)
-    config.weights_sha256 = sha256_record(directory, ["model.safetensors"])  # verified on every load
-    if card:
-        atomic_write_text(directory / "README.md", str(model_card(config, repo_id)))
-    config.to_json(directory / "config.json")
-    return directory
+    files = {"README.md": str(model_card(config, repo_id))} if card else None
+    return save_folder(model, config, directory, files=files)
 
 
 def _pickles(directory: Path) -> List[str]:

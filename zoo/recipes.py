@@ -67,7 +67,7 @@ def build(name: str, *, data_dir: Optional[PathLike] = None, manifests: Optional
     from asma.train.config import make_config
     from asma.train.pipeline import run_pipeline
 
-    from .config import PretrainedConfig
+    from asma.pretrained.config import PretrainedConfig
     from .download import zoo_cache_dir
     from .export import export_run
     from .card import model_card
@@ -116,7 +116,7 @@ def publish(name: str, repo_id: str, *, manifest_out: PathLike, tag: Optional[st
     """
     from asma.io import sha256_record
 
-    from .config import PretrainedConfig
+    from asma.pretrained.config import PretrainedConfig
     from .download import cached_folder
     from .integrity import verified_folder
     from .hub import push_to_hub

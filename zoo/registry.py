@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from .schema import KINDS
+from asma.pretrained.schema import KINDS
 
 PathLike = Union[str, os.PathLike]
 

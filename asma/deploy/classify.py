@@ -1,6 +1,6 @@
 """Classifying clips with a model and its own preprocessing: :func:`predict`, :func:`load_model`.
 
-A model's :class:`~asma.zoo.config.PretrainedConfig` says how its training clips were
+A model's :class:`~asma.pretrained.config.PretrainedConfig` says how its training clips were
 normalised (``preprocessing``) and which stream it reads; :func:`model_input` re-applies both to a
 raw clip, so a file straight from a sensor or pose estimator is classified as the training data
 was. The model may be a PyTorch module or an :class:`~asma.deploy.runtime.OnnxRunner`.
@@ -44,7 +44,7 @@ def load_model(name: str, **overrides: Any):
     import asma
     from asma.models.registry import list_backbones
     if name in list_backbones():
-        from asma.zoo.architectures import config_for_model
+        from asma.pretrained.architectures import config_for_model
         model = asma.create_model(name, **overrides).eval()
         return model, config_for_model(model)
     model = asma.create_model(name, pretrained=True, **overrides)
@@ -112,7 +112,7 @@ def predict(model, config, inputs: Sequence[str], *, topk: int = 5, fmt: Optiona
 
     Args:
         model: PyTorch module or :class:`~asma.deploy.runtime.OnnxRunner`.
-        config: its :class:`~asma.zoo.config.PretrainedConfig`.
+        config: its :class:`~asma.pretrained.config.PretrainedConfig`.
         topk: classes per clip.
         fmt: force the input format (see :data:`~asma.deploy.inputs.FORMATS`).
         preprocess: apply the config's clip normalisation (off: inputs are prepared clips).

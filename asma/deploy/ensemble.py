@@ -24,7 +24,7 @@ class StreamEnsemble(nn.Module):
 
     Args:
         models: stream name (``joint``, ``bone``, ``motion``) -> classifier on that stream.
-        configs: stream name -> its :class:`~asma.zoo.config.PretrainedConfig` (layout, coordinates).
+        configs: stream name -> its :class:`~asma.pretrained.config.PretrainedConfig` (layout, coordinates).
         weights: stream name -> weight (default AimCLR's joint 0.6, bone 0.6, motion 0.4).
 
     Shapes:

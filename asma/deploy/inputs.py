@@ -153,7 +153,7 @@ def read_clips(path: PathLike, *, fmt: Optional[str] = None, num_persons: int = 
 
 
 def fit_clip(clip: Clip, config) -> np.ndarray:
-    """Check ``clip`` against a model's :class:`~asma.zoo.config.PretrainedConfig` and give it the
+    """Check ``clip`` against a model's :class:`~asma.pretrained.config.PretrainedConfig` and give it the
     model's person slots.
 
     Shapes:

@@ -135,7 +135,7 @@ def bench(model, config, *, name: str, runtime: str = "torch", threads: int = 1,
 
     Args:
         model: any asma model (backbone, classifier, student, teacher, :class:`StreamEnsemble`).
-        config: its :class:`~asma.zoo.config.PretrainedConfig` (for an ensemble: any stream's).
+        config: its :class:`~asma.pretrained.config.PretrainedConfig` (for an ensemble: any stream's).
         runtime: ``torch`` or ``onnxruntime`` (the model exported to ONNX and run there).
         threads: intra-op threads of the runtime (torch's are restored afterwards).
         frames / persons: the clip :math:`(1, C, T, V, M)` timed.

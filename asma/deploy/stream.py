@@ -25,7 +25,7 @@ class Recognizer:
             :class:`~asma.deploy.runtime.OnnxRunner`.
         window: frames per window :math:`T_w` (default: the model's ``num_frames``, else 50).
         stride: frames between two predictions (1: after every frame).
-        config: the model's :class:`~asma.zoo.config.PretrainedConfig`.
+        config: the model's :class:`~asma.pretrained.config.PretrainedConfig`.
         preprocess: apply the config's clip normalisation (off: frames are already normalised).
 
     Shapes:

@@ -18,7 +18,8 @@ Run directory layout (every file written atomically, by rank 0 only)::
 Resumption: a stage recorded in ``status.json`` is not run again (its rows are read back); a
 stage that was interrupted continues from its latest checkpoint and reproduces the numbers of an
 uninterrupted run (the training engine replays its random draws from ``(seed, epoch)``).
-Nothing is written before the configuration, the device and the data have been checked.
+Nothing is written before the configuration, the device and the data have been checked (of every
+stream, for several).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from rich.console import Console
 from ..data.arrays import SkeletonArrays
 from ..data.catalog import load_dataset
 from ..data.streams import STREAMS
-from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json, save_tensors
+from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json
 from .config import STAGES, TrainConfig
 from .distributed import barrier
 from .downstream import DISTILL_DIRS, distill_stage, finetune_stage, linear_stage, write_summary
@@ -44,7 +45,7 @@ from .loggers import make_logger
 from .pretrain import pretrain
 from .probe import ProbeResult
 from .rundir import (RunContext, _resumable, check_transfer, downstream_data, load_encoders, load_rows, mark_done,
-                     read_status, record_encoder_hashes)
+                     read_status, save_encoders)
 from .validation import check_config
 
 
@@ -78,19 +79,6 @@ def check_compatible(cfg: TrainConfig, train: SkeletonArrays) -> None:
         raise ValueError(f"dataset layout {skel.name!r} differs from data.layout={cfg.data.layout!r}")
 
 
-def save_encoders(model, run_dir: Path, cfg: TrainConfig, train: SkeletonArrays) -> None:
-    """Write each encoder as ``encoders/<name>/model.safetensors`` + ``config.json`` (self-describing)
-    and their sha256 (verified by :func:`~asma.train.rundir.load_encoders`)."""
-    for name, enc in model.encoders.items():
-        d = run_dir / "encoders" / name
-        save_tensors(d / "model.safetensors", enc.state_dict())
-        atomic_write_json(d / "config.json", {
-            "backbone": enc.config, "layout": train.skeleton.to_dict(), "in_channels": enc.in_channels,
-            "stream": cfg.data.stream, "num_frames": train.shape[2], "masking": list(cfg.model.encoders[name]),
-            "class_names": train.class_names})
-    record_encoder_hashes(run_dir)
-
-
 def check_stages(cfg: TrainConfig) -> List[str]:
     """Validate ``cfg.stages`` and return them in pipeline order.
 
@@ -112,9 +100,21 @@ def check_stages(cfg: TrainConfig) -> List[str]:
 _Data = Tuple[SkeletonArrays, SkeletonArrays]
 
 
-def _start(cfg: TrainConfig, resume: bool) -> Tuple[Path, List[str], Dict[str, Any], Optional[_Data], _Data]:
-    """Check everything (config, stages, device, run directory, data), then create the run
-    directory and write ``config.json``: a run that cannot start leaves nothing behind."""
+@dataclass
+class _Plan:
+    """What :func:`_check` found: the run directory, the stages to run, the finished ones and
+    the data (``pre``: the pretraining split, ``None`` when pretraining is done or not asked for)."""
+
+    run_dir: Path
+    stages: List[str]
+    status: Dict[str, Any]
+    pre: Optional[_Data]
+    down: _Data
+
+
+def _check(cfg: TrainConfig, resume: bool) -> _Plan:
+    """Check everything a run needs (config, stages, device, run directory, data) without
+    writing anything."""
     check_config(cfg)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     cfg.run_dir = str(run_dir)
@@ -133,11 +133,15 @@ def _start(cfg: TrainConfig, resume: bool) -> Tuple[Path, List[str], Dict[str, A
         check_compatible(cfg, pre[0])
     ds = downstream_data(cfg)
     down = pre if pre is not None and ds == cfg.data else load_dataset(ds)
+    return _Plan(run_dir, stages, status, pre, down)
+
+
+def _create(run_dir: Path, cfg: TrainConfig) -> None:
+    """Create ``run_dir`` with the resolved ``config.json`` (rank 0)."""
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", asdict(cfg))
     barrier()
-    return run_dir, stages, status, pre, down
 
 
 def _pretrain_stage(cfg: TrainConfig, run_dir: Path, data: _Data, resume: bool, console: Optional[Console],
@@ -186,7 +190,15 @@ def run_pipeline(cfg: TrainConfig, *, resume: bool = False, console: Optional[Co
     anything is written.
     """
     t0 = time.perf_counter()
-    run_dir, stages, status, pre, (train, test) = _start(cfg, resume)
+    plan = _check(cfg, resume)
+    _create(plan.run_dir, cfg)  # a run that cannot start leaves nothing behind
+    return _execute(cfg, plan, resume, console, progress, t0)
+
+
+def _execute(cfg: TrainConfig, plan: _Plan, resume: bool, console: Optional[Console], progress: bool,
+             t0: float) -> RunResult:
+    """The stages of a checked run (:func:`_check`) whose directory exists."""
+    run_dir, stages, status, pre, (train, test) = plan.run_dir, plan.stages, plan.status, plan.pre, plan.down
     seed_everything(cfg.seed)
     log = (console.log if console is not None and is_main_process() else (lambda *a, **k: None))
     rows: List[ProbeResult] = []
@@ -231,18 +243,20 @@ def run_streams(cfg: TrainConfig, *, resume: bool = False, console: Optional[Con
         raise ValueError(f"no fusion weight for stream(s) {missing}; fusion_weights = {cfg.fusion_weights}")
     base = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     cfg.run_dir = str(base)
-    if is_main_process():
-        base.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(base / "config.json", asdict(cfg))
-    per_stream: Dict[str, List[ProbeResult]] = {}
-    rows: List[ProbeResult] = []
-    for s in streams:
+    runs = []
+    for s in streams:  # every stream's config and data are checked before anything is written
         c = copy.deepcopy(cfg)
         c.streams, c.data.stream, c.run_dir = [], s, str(base / s)
+        sub_resume = resume and (base / s / "config.json").is_file()
+        runs.append((s, c, sub_resume, _check(c, sub_resume)))
+    _create(base, cfg)
+    per_stream: Dict[str, List[ProbeResult]] = {}
+    rows: List[ProbeResult] = []
+    for s, c, sub_resume, plan in runs:
         if console is not None and is_main_process():
             console.rule(f"stream: {s}")
-        sub_resume = resume and (base / s / "config.json").is_file()
-        res = run_pipeline(c, resume=sub_resume, console=console, progress=progress)
+        _create(plan.run_dir, c)
+        res = _execute(c, plan, sub_resume, console, progress, time.perf_counter())
         per_stream[s] = finished_rows(base / s)  # every stage so far, not only this invocation's
         rows += [ProbeResult(f"{s}: {r.name}", r.top1, r.top5, r.logits) for r in res.rows]
     weights = {s: cfg.fusion_weights[s] for s in streams}
@@ -266,14 +280,15 @@ def finished_rows(run_dir) -> List[ProbeResult]:
 def fuse_rows(per_stream: Dict[str, List[ProbeResult]], weights: Dict[str, float],
               labels: torch.Tensor) -> List[ProbeResult]:
     """Fuse, for every row name present (with test logits) in all streams, the streams' logits
-    with ``weights`` and score the ensemble against ``labels``.
+    with ``weights`` and score the ensemble against ``labels`` (the random-init baselines are not
+    fused: their streams' encoders are unrelated).
 
     Shapes:
         - each row's ``logits``: :math:`(N, K)`, the same clips in the same order in every stream;
           **labels**: :math:`(N,)`
     """
     streams = list(per_stream)
-    names = [r.name for r in per_stream[streams[0]] if r.logits is not None and r.name != "random-init probe"]
+    names = [r.name for r in per_stream[streams[0]] if r.logits is not None and not r.name.startswith("random-init")]
     out = []
     for name in names:
         logits = {}
@@ -305,5 +320,5 @@ def _stream_labels(base: Path, streams: Sequence[str]) -> torch.Tensor:
     return found
 
 
-__all__ = ["RunResult", "default_run_dir", "check_compatible", "save_encoders", "check_stages", "run_pipeline",
+__all__ = ["RunResult", "default_run_dir", "check_compatible", "check_stages", "run_pipeline",
            "run_streams", "finished_rows", "fuse_rows"]

@@ -15,10 +15,13 @@ import torch
 
 from ..data.arrays import SkeletonArrays
 from ..data.catalog import load_dataset
-from ..graph import skeleton_from_dict
 from ..io import (CheckpointError, PathLike, atomic_write_json, latest_checkpoint, load_state_dict_checked,
-                  load_tensors, load_weights_file, read_json, save_tensors, sha256_record, verify_sha256)
-from ..models.registry import Backbone, create_backbone
+                  load_tensors, load_weights_file, read_json, save_tensors, verify_sha256)
+from ..models.registry import Backbone
+from ..pretrained.architectures import build_model, config_for_model
+from ..pretrained.config import PretrainedConfig
+from ..pretrained.folder import save_folder
+from ..pretrained.schema import ConfigError
 from .config import DataConfig, TrainConfig, apply_overrides, make_config
 from .engine import is_main_process
 from .validation import check_config
@@ -74,46 +77,44 @@ def check_transfer(encoders: Dict[str, Backbone], train: SkeletonArrays, where: 
                          f"encoders expect {enc.in_channels}")
 
 
-def record_encoder_hashes(run_dir: PathLike) -> None:
-    """Record the sha256 of every encoder's weights as ``weights_sha256`` in its ``config.json``
-    (the field of the zoo's folder format, so ``asma.zoo.load_pretrained`` verifies them too).
-    Call it right after the encoders are written; :func:`load_encoders` verifies it."""
-    for folder in sorted((Path(run_dir) / "encoders").iterdir()):
-        if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
-            meta = read_json(folder / "config.json")
-            meta["weights_sha256"] = sha256_record(folder, ["model.safetensors"])
-            atomic_write_json(folder / "config.json", meta)
+def save_encoders(model, run_dir: PathLike, cfg: TrainConfig, train: SkeletonArrays) -> None:
+    """Write each encoder of the pretraining ``model`` as a pretrained model folder
+    ``encoders/<name>/`` (:func:`asma.pretrained.folder.save_folder`: ``model.safetensors`` and a
+    ``config.json`` of kind ``encoder`` with its masking in ``training``, its parameters, GFLOPs and
+    ``weights_sha256``), the format every reader of an encoder uses (:func:`load_encoders`,
+    ``asma.create_model("RUN:encoder-<name>")``, ``asma zoo export``)."""
+    for name, enc in model.encoders.items():
+        config = config_for_model(enc, kind="encoder", stream=cfg.data.stream, num_frames=train.shape[2],
+                                  num_persons=train.shape[4], class_names=list(train.class_names),
+                                  training={"masking": list(cfg.model.encoders[name])})
+        save_folder(enc, config, Path(run_dir) / "encoders" / name)
 
 
-def _verify_encoder(folder: Path, meta: Dict[str, Any]) -> None:
-    record = meta.get("weights_sha256")
-    if not isinstance(record, dict) or not isinstance(record.get("model.safetensors"), str):
+def _verify_encoder(folder: Path, config: PretrainedConfig) -> None:
+    recorded = config.weights_sha256.get("model.safetensors")
+    if recorded is None:
         raise CheckpointError(f"{folder / 'config.json'}: no sha256 of model.safetensors recorded (field "
                               "'weights_sha256'); refusing unverified encoder weights")
-    verify_sha256(folder, {"model.safetensors": record["model.safetensors"]})
+    verify_sha256(folder, {"model.safetensors": recorded})
 
 
-def check_encoder_config(meta: Any, cfg: TrainConfig, name: str, source: Path) -> None:
-    """An encoder's ``config.json`` (``meta``) must describe what the run's configuration
-    trained: the same backbone and backbone options, masking, stream and (synthetic data)
-    layout; catches the encoders of another run copied into this one.
+def check_encoder_config(config: PretrainedConfig, cfg: TrainConfig, name: str, source: Path) -> None:
+    """An encoder's ``config.json`` must describe what the run's configuration trained: an
+    ``encoder`` with the same backbone and backbone options, masking (``training.masking``),
+    stream and (synthetic data) layout; catches the encoders of another run copied into this one.
 
     Raises:
         CheckpointError: naming ``source``, the field and both values.
     """
-    if not isinstance(meta, dict) or not isinstance(meta.get("backbone"), dict) \
-            or not isinstance(meta["backbone"].get("name"), str) or not isinstance(meta.get("layout"), dict) \
-            or isinstance(meta.get("in_channels"), bool) or not isinstance(meta.get("in_channels"), int):
-        raise CheckpointError(f"{source}: expected the fields 'backbone' (with a 'name'), 'layout' and 'in_channels' "
-                              "written by 'asma pretrain'")
     m = cfg.model
-    pairs = [("backbone", meta["backbone"]["name"], "model.backbone", m.backbone)]
-    pairs += [(f"backbone option {k!r}", meta["backbone"].get(k), f"model.backbone_cfg.{k}", v)
+    pairs = [("kind", config.kind, f"model.encoders.{name}", "encoder"),
+             ("backbone", config.backbone["name"], "model.backbone", m.backbone)]
+    pairs += [(f"backbone option {k!r}", config.backbone.get(k), f"model.backbone_cfg.{k}", v)
               for k, v in m.backbone_cfg.items()]
-    pairs += [("masking", meta.get("masking"), f"model.encoders.{name}", m.encoders.get(name)),
-              ("stream", meta.get("stream"), "data.stream", cfg.data.stream)]
+    pairs += [("masking", config.training.get("masking"), f"model.encoders.{name}", m.encoders.get(name)),
+              ("stream", config.stream, "data.stream", cfg.data.stream)]
     if cfg.data.dataset == "synthetic":
-        pairs.append(("layout", meta["layout"].get("name"), "data.layout", cfg.data.layout))
+        pairs.append(("layout", config.layout_name, "data.layout", cfg.data.layout))
     for what, theirs, key, ours in pairs:
         if json.dumps(theirs) != json.dumps(ours):
             raise CheckpointError(f"{source}: the encoder has {what} {theirs!r} but the run's config.json has "
@@ -121,14 +122,16 @@ def check_encoder_config(meta: Any, cfg: TrainConfig, name: str, source: Path) -
 
 
 def load_encoders(run_dir: Path, cfg: TrainConfig) -> Dict[str, Backbone]:
-    """The pretrained encoders saved in ``run_dir/encoders`` (eval mode, config order), after
-    verifying their sha256 (``weights_sha256`` of each ``config.json``) and that they are the
-    ones ``cfg`` describes (:func:`check_encoder_config`).
+    """The pretrained encoders saved in ``run_dir/encoders`` (eval mode, config order): each
+    folder's ``config.json`` read as a :class:`~asma.pretrained.config.PretrainedConfig`, checked
+    against ``cfg`` (:func:`check_encoder_config`) and its sha256 (``weights_sha256``) verified
+    before the weights are read.
 
     Raises:
         ValueError: when there are none (the pretraining did not finish).
-        CheckpointError: modified files, encoders of another configuration, or weights that do
-            not fit their config.json (each names the file and both sides).
+        CheckpointError: an invalid ``config.json``, modified files, encoders of another
+            configuration, or weights that do not fit their config.json (each names the file and
+            both sides).
     """
     enc_dir = Path(run_dir) / "encoders"
     saved = {p.name for p in enc_dir.iterdir() if (p / "model.safetensors").is_file()} if enc_dir.is_dir() else set()
@@ -138,18 +141,20 @@ def load_encoders(run_dir: Path, cfg: TrainConfig) -> Dict[str, Backbone]:
                          "(run 'asma pretrain' or 'asma train --resume')")
     encoders = {}
     for name in names:
-        source = enc_dir / name / "config.json"
-        meta = read_json(source)
-        check_encoder_config(meta, cfg, name, source)
-        _verify_encoder(enc_dir / name, meta)
-        kwargs = {k: v for k, v in meta["backbone"].items() if k not in ("name", "in_channels")}
+        folder = enc_dir / name
+        source = folder / "config.json"
         try:
-            enc = create_backbone(meta["backbone"]["name"], skeleton_from_dict(meta["layout"]),
-                                  meta["in_channels"], **kwargs)
-        except (ValueError, TypeError, KeyError) as e:
-            raise CheckpointError(f"{source}: cannot build the encoder it describes: {e}") from None
-        weights = enc_dir / name / "model.safetensors"
-        load_state_dict_checked(enc, load_tensors(weights), weights, f"the {meta['backbone']['name']} encoder "
+            config = PretrainedConfig.from_json(source)
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
+        check_encoder_config(config, cfg, name, source)
+        _verify_encoder(folder, config)
+        try:
+            enc = build_model(config)
+        except ConfigError as e:
+            raise CheckpointError(f"{source}: {e}") from None
+        weights = folder / "model.safetensors"
+        load_state_dict_checked(enc, load_tensors(weights), weights, f"the {config.backbone['name']} encoder "
                                 f"described by {source}")
         encoders[name] = enc.eval()
     return encoders
@@ -240,5 +245,5 @@ def _resumable(directory: Path, resume: bool) -> bool:
 
 
 __all__ = ["RunContext", "downstream_data", "check_transfer", "load_encoders", "read_config", "open_run",
-           "read_status", "mark_done", "save_rows", "load_rows", "load_weights", "record_encoder_hashes",
+           "read_status", "mark_done", "save_rows", "load_rows", "load_weights", "save_encoders",
            "check_encoder_config"]

@@ -12,7 +12,7 @@ import torch
 
 from asma.data.preprocess import PreprocessConfig, preprocess_clip
 from asma.models import EncoderClassifier, create_backbone
-from asma.zoo.architectures import config_for_model
+from asma.pretrained.architectures import config_for_model
 from asma.zoo.model import save_pretrained
 
 NTU_PREPROCESS = PreprocessConfig(center_joint=20, shoulders=(4, 8))

@@ -5,7 +5,7 @@ import torch
 from asma.data.streams import to_stream
 from asma.deploy.ensemble import StreamEnsemble, is_ensemble, load_ensemble, save_ensemble
 from asma.deploy.onnx import PARITY_TOL, export_onnx
-from asma.zoo.architectures import config_for_model
+from asma.pretrained.architectures import config_for_model
 
 from conftest import small_classifier
 

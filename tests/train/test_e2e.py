@@ -29,6 +29,7 @@ def test_pretraining_beats_random_init(tmp_path):
     assert pre[-1]["loss"] < pre[0]["loss"]
     assert (run / "encoders" / "theta" / "model.safetensors").is_file()
     enc_cfg = read_json(run / "encoders" / "phi" / "config.json")
-    assert enc_cfg["masking"] == ["low", "high"] and enc_cfg["layout"]["num_joints"] == 25
+    assert enc_cfg["kind"] == "encoder" and enc_cfg["training"]["masking"] == ["low", "high"]
+    assert enc_cfg["layout"]["num_joints"] == 25
     res = read_json(run / "results.json")
     assert {r["name"] for r in res["linear"]} == {r.name for r in result.rows}

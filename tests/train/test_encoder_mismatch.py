@@ -3,11 +3,13 @@ import json
 import shutil
 
 import pytest
+import torch
 from click.testing import CliRunner
+from safetensors import safe_open
 
 from asma.cli.main import main
-from asma.io import CheckpointError, read_json, sha256_file
-from asma.train.rundir import load_encoders, read_config, record_encoder_hashes
+from asma.io import CheckpointError, load_tensors, read_json, sha256_file, sha256_record
+from asma.train.rundir import load_encoders, read_config
 
 FAST = ["--preset", "tiny", "--no-progress", "--set", "data.clips_per_class=8", "--set", "data.num_classes=4",
         "--set", "pretrain.batch_size=8", "--epochs", "1", "--threads", "1"]
@@ -37,9 +39,9 @@ def _edit_encoder_config(run, name, rehash=True, **changes):
         for h in head:
             node = node[h]
         node[last] = value
-    p.write_text(json.dumps(meta))
     if rehash:  # a consistent record: only the content check can catch it
-        record_encoder_hashes(run)
+        meta["weights_sha256"] = sha256_record(p.parent, ["model.safetensors"])
+    p.write_text(json.dumps(meta))
 
 
 def test_intact_encoders_load(run):
@@ -61,9 +63,10 @@ def test_gin_encoders_in_an_stgcn_run_are_refused(run, runs):
 
 @pytest.mark.parametrize("changes,msg", [
     ({"backbone.hidden_channels": 16}, r"backbone option 'hidden_channels' 16 .* model.backbone_cfg.hidden_channels=8"),
-    ({"masking": ["low", "low"]}, r"masking \['low', 'low'\] .* model.encoders.theta=\['high', 'low'\]"),
+    ({"training.masking": ["low", "low"]}, r"masking \['low', 'low'\] .* model.encoders.theta=\['high', 'low'\]"),
     ({"stream": "bone"}, r"stream 'bone' .* data.stream='joint'"),
     ({"layout.name": "kinect20"}, r"layout 'kinect20' .* data.layout='ntu25'"),
+    ({"kind": "classifier", "num_classes": 4}, r"kind 'classifier' .* model.encoders.theta='encoder'"),
 ])
 def test_encoder_config_disagreeing_with_the_run_names_both_sides(run, changes, msg):
     _edit_encoder_config(run, "theta", **changes)
@@ -74,7 +77,7 @@ def test_encoder_config_disagreeing_with_the_run_names_both_sides(run, changes, 
 @pytest.mark.parametrize("changes,msg", [
     # the run's config and the encoder's config.json agree, the weights are another model's
     ({"backbone.hidden_channels": 16}, r"shape mismatch\(es\), e.g. .* is \[\d+(, \d+)*\] in the file but"),
-    ({"in_channels": 2}, r"data_bn.weight is \[75\] in the file but \[50\] in the model"),
+    ({"in_channels": 2, "num_coords": 2}, r"data_bn.weight is \[75\] in the file but \[50\] in the model"),
     ({"backbone.edge_importance": False}, r"unexpected key\(s\) \(edge_importance"),
     ({"backbone.name": "gin"}, r"does not fit the gin encoder described by .*theta/config.json: .*missing key"),
 ])
@@ -113,3 +116,47 @@ def test_run_encoders_stay_loadable_by_the_zoo(run):
     p.write_bytes(p.read_bytes()[:-16] + bytes(16))
     with pytest.raises(ValueError, match=rf"{p}.*{sha256_file(p)}"):
         load_pretrained(run / "encoders" / "theta")
+
+
+def test_run_encoders_are_exactly_zoo_folders(run, tmp_path):
+    import inspect
+
+    import asma
+    from asma.pretrained.config import PretrainedConfig
+    from asma.zoo import save_pretrained
+    folder = run / "encoders" / "theta"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    cfg = PretrainedConfig.from_json(folder)
+    assert cfg.to_json_string() == (folder / "config.json").read_text()  # an exact round trip
+    assert cfg.kind == "encoder" and cfg.training == {"masking": ["high", "low"]} and cfg.stream == "joint"
+    run_cfg = read_config(run)
+    assert cfg.layout_name == "ntu25" and len(cfg.class_names) == 4 and cfg.num_frames == run_cfg.data.num_frames
+    ref = load_encoders(run, run_cfg)["theta"]
+    assert cfg.num_params == sum(p.numel() for p in ref.parameters()) and cfg.gflops > 0
+    # the zoo writes the same folder for that encoder and config (safetensors orders its metadata
+    # arbitrarily, so the weights' bytes and sha256 may differ; their tensors and metadata do not)
+    out = save_pretrained(ref, PretrainedConfig.from_json(folder), tmp_path / "zoo", card=False)
+    ours, theirs = read_json(folder / "config.json"), read_json(out / "config.json")
+    assert ours.pop("weights_sha256") != {} and theirs.pop("weights_sha256") != {} and ours == theirs
+    a, b = load_tensors(folder / "model.safetensors"), load_tensors(out / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with safe_open(folder / "model.safetensors", "pt") as f, safe_open(out / "model.safetensors", "pt") as g:
+        assert f.metadata() == g.metadata() == {"format": "pt", "library": "asma", "asma_version": asma.__version__,
+                                                "kind": "encoder"}
+    model = asma.create_model(f"{run}:encoder-theta", pretrained=True)
+    x = torch.randn(2, *cfg.input_shape()[1:], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], ref(x)[0])
+    assert model.pretrained_cfg.kind == "encoder" and model.pretrained_cfg.training["masking"] == {"theta": ["high", "low"]}
+    assert "masking" not in inspect.getsource(PretrainedConfig.from_dict)  # no run-format conversion left
+
+
+def test_an_encoder_of_the_old_run_format_is_refused_in_one_line(run):
+    p = run / "encoders" / "theta" / "config.json"
+    meta = read_json(p)
+    old = {"backbone": meta["backbone"], "layout": meta["layout"], "in_channels": 3, "stream": "joint",
+           "num_frames": 16, "masking": ["high", "low"], "class_names": meta["class_names"],
+           "weights_sha256": meta["weights_sha256"]}
+    p.write_text(json.dumps(old))
+    with pytest.raises(CheckpointError, match=r"theta/config.json: unknown field\(s\) 'masking'$"):
+        load_encoders(run, read_config(run))

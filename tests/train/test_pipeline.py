@@ -166,6 +166,32 @@ def test_streams_are_trained_and_fused(tmp_path):
     assert set(summary["per_stream"]) == {"joint", "bone"} and "distill" in summary["per_stream"]["bone"]
 
 
+def test_a_bad_second_stream_leaves_nothing_behind(tmp_path, monkeypatch):
+    import asma.train.pipeline as pipeline
+    real = pipeline.load_dataset
+
+    def load(data):  # the second stream's data cannot be read
+        if data.stream == "bone":
+            raise ValueError("bone data is unreadable")
+        return real(data)
+
+    monkeypatch.setattr(pipeline, "load_dataset", load)
+    cfg = _tiny_cfg(tmp_path / "s", stages=["pretrain", "linear"], streams=["joint", "bone"],
+                    fusion_weights={"joint": 0.7, "bone": 0.3})
+    with pytest.raises(ValueError, match="bone data is unreadable"):
+        run_streams(cfg, progress=False)
+    assert not (tmp_path / "s").exists()
+    # a second stream that already holds a finished run (no --resume): refused before the first trains
+    monkeypatch.setattr(pipeline, "load_dataset", real)
+    (tmp_path / "t" / "bone").mkdir(parents=True)
+    (tmp_path / "t" / "bone" / "status.json").write_text(json.dumps({"pretrain": {"time": 0}}))
+    cfg = _tiny_cfg(tmp_path / "t", stages=["pretrain", "linear"], streams=["joint", "bone"],
+                    fusion_weights={"joint": 0.7, "bone": 0.3})
+    with pytest.raises(ValueError, match=r"t/bone already holds a run \(finished: pretrain\)"):
+        run_streams(cfg, progress=False)
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["bone"]
+
+
 def test_streams_from_the_command_line(tmp_path):
     r = CliRunner().invoke(main, ["train", *TINY, "--stages", "pretrain,linear", "--streams", "joint,motion",
                                   "--fusion-weights", "joint=1,motion=0.5", "--run-dir", str(tmp_path / "c")])

@@ -110,7 +110,7 @@ def classifier():
 @pytest.fixture
 def classifier_config(classifier):
     """A complete ``PretrainedConfig`` for ``classifier`` (bone stream, metrics, preprocessing)."""
-    from asma.zoo import config_for_model
+    from asma.pretrained.architectures import config_for_model
     return config_for_model(
         classifier, class_names=CLASSES, stream="bone", num_frames=16, num_persons=2,
         preprocessing={"length": 16, "frames": "nonempty", "max_frames": None, "center": "frame",

@@ -9,7 +9,8 @@ import torch
 
 from asma.data.streams import to_stream
 from asma.graph import get_layout
-from asma.zoo import ConfigError, PretrainedConfig
+from asma.pretrained.config import PretrainedConfig
+from asma.pretrained.schema import ConfigError
 
 
 def _minimal(**kw):
@@ -106,14 +107,15 @@ def test_structural_errors(tmp_path):
         PretrainedConfig(**_minimal(kind="classifier", class_names=["a", "b"], num_classes=5))
 
 
-def test_training_encoder_config_is_accepted(tmp_path):
-    # the encoders/<name>/config.json written by asma.train.run.save_encoders
+def test_the_old_run_encoder_format_is_refused(tmp_path):
+    # runs write their encoders as zoo folders (asma.train.rundir.save_encoders); the earlier run
+    # format (no kind, top-level masking) is not converted
     layout = get_layout("ntu25").to_dict()
     (tmp_path / "config.json").write_text(json.dumps({
         "backbone": {"name": "stgcn", "in_channels": 3, "hidden_channels": 4}, "layout": layout, "in_channels": 3,
         "stream": "motion", "num_frames": 50, "masking": ["high", "low"], "class_names": ["a", "b"]}))
-    cfg = PretrainedConfig.from_json(tmp_path)
-    assert cfg.kind == "encoder" and cfg.training == {"masking": ["high", "low"]} and cfg.stream == "motion"
+    with pytest.raises(ConfigError, match=r"config.json: unknown field\(s\) 'masking'$"):
+        PretrainedConfig.from_json(tmp_path)
 
 
 def test_transforms_convert_stream_and_check_shapes(classifier_config, clips):

@@ -187,8 +187,8 @@ def test_builtin_manifest_is_valid_and_honest():
 def test_recipe_costs_are_those_of_the_architecture_they_train(alias, layout, classes):
     from asma.graph import get_layout
     from asma.train.config import PRESETS
-    from asma.zoo.architectures import build_model, model_costs
-    from asma.zoo.config import PretrainedConfig
+    from asma.pretrained.architectures import build_model, model_costs
+    from asma.pretrained.config import PretrainedConfig
     entry = resolve(alias)
     preset = PRESETS[entry.recipe.preset]()
     backbone = ({"name": "stgcn", **preset.get("model", {}).get("backbone_cfg", {})} if entry.kind == "teacher"

@@ -122,7 +122,7 @@ def test_push_refuses_an_index_pointing_outside_the_folder(hub, planted, tmp_pat
     assert not any(m == "POST" for m, _, _ in hub.requests)  # no repository, no preupload, no commit
     stage = tmp_path / "stage" / "deep"
     stage.mkdir(parents=True)
-    from asma.zoo.config import PretrainedConfig
+    from asma.pretrained.config import PretrainedConfig
     with pytest.raises(UnsafePathError):
         _stage(folder, stage, PretrainedConfig.from_json(folder), "org/evil")
     assert list(stage.iterdir()) == [] and not (tmp_path / "planted.txt").exists()
@@ -168,7 +168,7 @@ def test_hostile_config_on_pull_is_one_clear_error(hub, saved, tmp_path, monkeyp
     else:
         text = json.dumps({**json.loads((saved / "config.json").read_text()), **change})
     _upload_config(hub, saved, "org/hostile", text)
-    import asma.zoo.architectures as arch
+    import asma.pretrained.architectures as arch
     monkeypatch.setattr(arch, "build_model", lambda cfg: pytest.fail("a model was built from a hostile config"))
     with pytest.raises(ValueError, match=expect):
         pull("org/hostile", endpoint=hub.url, cache_dir=tmp_path / "c")

@@ -8,7 +8,10 @@ import torch
 from safetensors import safe_open
 
 from asma.models import AlignedClassifier, EncoderClassifier, FeatureAlignment
-from asma.zoo import ConfigError, PretrainedConfig, config_for_model, load_pretrained, model_card, save_pretrained
+from asma.pretrained.architectures import config_for_model
+from asma.pretrained.config import PretrainedConfig
+from asma.pretrained.schema import ConfigError
+from asma.zoo import load_pretrained, model_card, save_pretrained
 
 
 def _teacher(make_backbone, num_classes):

@@ -8,7 +8,7 @@ callable that turns prepared joint coordinates into the model's input stream.
 ``config.json`` fields (all JSON):
 
 ========================  ==========================================================================
-``format_version``        schema version of this file (currently 1)
+``format_version``        schema version of this file (currently 2)
 ``kind``                  ``"encoder"`` (a bare backbone), ``"classifier"`` (backbone + linear head),
                           ``"teacher"`` (two backbones + feature alignment) or ``"student"``
                           (distilled compact backbone + linear head)
@@ -48,8 +48,8 @@ callable that turns prepared joint coordinates into the model's input stream.
                           ``save_pretrained``, verified on every load
 ========================  ==========================================================================
 
-The schema constants, :class:`~asma.zoo.schema.ConfigError` and the field checks live in
-:mod:`asma.zoo.schema`, :class:`~asma.zoo.transforms.SkeletonTransforms` in :mod:`asma.zoo.transforms`.
+The schema constants, :class:`~asma.pretrained.schema.ConfigError` and the field checks live in
+:mod:`asma.pretrained.schema`, :class:`~asma.pretrained.transforms.SkeletonTransforms` in :mod:`asma.pretrained.transforms`.
 """
 from __future__ import annotations
 
@@ -69,9 +69,8 @@ class PretrainedConfig:
     """Metadata of a published model (the ``config.json`` next to ``model.safetensors``).
 
     See the module docstring for the meaning of every field. Build one by hand, with
-    :func:`asma.zoo.architectures.config_for_model` from a live model, or from a training run's
-    ``encoders/<name>/config.json`` with :meth:`from_json` (that format is converted to
-    ``kind="encoder"``).
+    :func:`asma.pretrained.architectures.config_for_model` from a live model, or read one with
+    :meth:`from_json` (a zoo folder, or a training run's ``encoders/<name>/``, which is one).
 
     Example::
 
@@ -200,20 +199,11 @@ class PretrainedConfig:
     def from_dict(cls, data: Any, source: str = "config") -> "PretrainedConfig":
         """Build and validate a config from a dict.
 
-        Also accepts the ``encoders/<name>/config.json`` written by training runs
-        (``backbone``, ``layout``, ``in_channels``, ``stream``, ``num_frames``, ``masking``,
-        ``class_names``), converted to ``kind="encoder"`` with ``training.masking``.
-
         Raises:
             ConfigError: naming ``source`` and the bad or unknown field.
         """
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        data = dict(data)
-        if "kind" not in data and "masking" in data and {"backbone", "layout", "in_channels"} <= set(data):
-            masking = data.pop("masking")
-            data["kind"] = "encoder"
-            data.setdefault("training", {})["masking"] = masking
         known = {f.name for f in fields(cls)} - {"origin"}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -1,4 +1,4 @@
-"""``SkeletonTransforms``: the input pipeline a :class:`~asma.zoo.config.PretrainedConfig`
+"""``SkeletonTransforms``: the input pipeline a :class:`~asma.pretrained.config.PretrainedConfig`
 carries (``config.transforms()``)."""
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ def model_costs(model: nn.Module, config: PretrainedConfig) -> Dict[str, Any]:
         - the clip: :math:`(1, C, T, V, M)` (``T``/``M`` default to 50/2 when not fixed)
     """
     from asma.models.registry import count_flops
-    x = torch.zeros(config.input_shape())
+    x = torch.zeros(config.input_shape(), device=next(model.parameters()).device)
     return {"num_params": sum(p.numel() for p in model.parameters()),
             "gflops": round(count_flops(model, x) / 1e9, 4)}
 

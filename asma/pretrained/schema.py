@@ -1,6 +1,6 @@
 """The ``config.json`` schema: constants, :class:`ConfigError` and the field checks behind
-:meth:`asma.zoo.config.PretrainedConfig.validate` (the fields are documented in
-:mod:`asma.zoo.config`)."""
+:meth:`asma.pretrained.config.PretrainedConfig.validate` (the fields are documented in
+:mod:`asma.pretrained.config`)."""
 from __future__ import annotations
 
 import json
@@ -237,7 +237,7 @@ def _check_bounds(cfg: "PretrainedConfig", fail: Callable[[str, str], None]) -> 
             for x in v:
                 walk(name, x, depth + 1)
         elif _is_int(v) and name in ("backbone", "head") and abs(v) > LIMITS["width"]:
-            fail(name, f"option value {v} exceeds the width limit {LIMITS['width']} (asma.zoo.schema.LIMITS)")
+            fail(name, f"option value {v} exceeds the width limit {LIMITS['width']} (asma.pretrained.schema.LIMITS)")
 
     for name in ("backbone", "head", "preprocessing", "training", "source", "metrics"):
         walk(name, getattr(cfg, name))
@@ -247,6 +247,6 @@ def _check_bounds(cfg: "PretrainedConfig", fail: Callable[[str, str], None]) -> 
                         ("layout", layout.get("num_joints"))):
         limit = LIMITS["num_joints" if name == "layout" else name]
         if _is_int(value) and value > limit:
-            fail(name, f"{value} exceeds the limit {limit} (asma.zoo.schema.LIMITS)")
+            fail(name, f"{value} exceeds the limit {limit} (asma.pretrained.schema.LIMITS)")
     if isinstance(cfg.class_names, list) and len(cfg.class_names) > LIMITS["num_classes"]:
         fail("class_names", f"{len(cfg.class_names)} names exceed the limit {LIMITS['num_classes']}")
