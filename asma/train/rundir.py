@@ -145,8 +145,9 @@ def load_encoders(run_dir: Path, cfg: TrainConfig) -> Dict[str, Backbone]:
         source = folder / "config.json"
         try:
             config = PretrainedConfig.from_json(source)
-        except ConfigError as e:
-            raise CheckpointError(str(e)) from None
+        except ConfigError as e:  # e.g. the encoder format of runs before asma.pretrained: no kind
+            raise CheckpointError(f"{e}; an encoder folder is a model folder written by 'asma pretrain' (runs "
+                                  "pretrained by an older asma: pretrain them again)") from None
         check_encoder_config(config, cfg, name, source)
         _verify_encoder(folder, config)
         try:

@@ -158,5 +158,6 @@ def test_an_encoder_of_the_old_run_format_is_refused_in_one_line(run):
            "num_frames": 16, "masking": ["high", "low"], "class_names": meta["class_names"],
            "weights_sha256": meta["weights_sha256"]}
     p.write_text(json.dumps(old))
-    with pytest.raises(CheckpointError, match=r"theta/config.json: unknown field\(s\) 'masking'$"):
+    with pytest.raises(CheckpointError, match=r"theta/config.json: unknown field\(s\) 'masking'; an encoder folder "
+                                              r"is a model folder written by 'asma pretrain'"):
         load_encoders(run, read_config(run))
