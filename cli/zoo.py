@@ -6,18 +6,20 @@ Run standalone as ``python -m asma.cli.zoo ...`` or, once registered, as ``asma 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, log_path=False)
 
 
 class ZooGroup(click.Group):
@@ -69,11 +71,12 @@ def zoo():
 
 
 def _state(entry, zoo_cache=None) -> str:
+    """``pullable``, ``cached`` (pulled: works offline), ``built`` (built locally) or ``recipe``."""
     from asma.zoo.download import cached_folder
     cached = cached_folder(entry.alias, zoo_cache) is not None
     if entry.pullable:
-        return "pullable" + (", cached" if cached and entry.url else "")
-    return "built locally" if cached else "recipe"
+        return "cached" if cached and entry.url else "pullable"
+    return "built" if cached else "recipe"
 
 
 def _entry_metric(entry, zoo_cache=None) -> str:
@@ -93,29 +96,56 @@ def _entry_metric(entry, zoo_cache=None) -> str:
     return f"{top1:.1f} {protocol}{mark}"
 
 
+_LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,6}$")  # as wide as the column's header: mit, other
+LEGEND = ("state: pullable = 'asma zoo pull NAME' downloads it; cached = pulled, works offline; built = made "
+          "here by 'asma zoo build'; recipe = 'asma zoo build NAME --data-dir DIR' trains it. top-1: the headline "
+          "result and its protocol; * = expected (the paper's or the quick start's number), not measured here.")
+
+
+def zoo_table(entries, zoo_cache=None, wide: bool = False) -> Tuple[Table, List[str]]:
+    """The ``asma zoo list`` table and the lines printed under it.
+
+    Readable at 80 columns: a licence that is not a short id (``mit``, ``other``) appears as a
+    footnote mark (``[1]``) explained under the table; ``wide`` adds the kind and prints
+    licences in full (about 120 columns). The state, size, cost and metric cells never wrap.
+    """
+    table = Table(title="asma model zoo", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    table.add_column("name", no_wrap=True)
+    if wide:
+        table.add_column("kind", no_wrap=True)
+    for col in ("state", "params", "GFLOPs", "top-1 %"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("params", "GFLOPs") else "left")
+    table.add_column("licence", overflow="fold", no_wrap=not wide)
+    notes: Dict[str, str] = {}
+    for e in entries:
+        lic = e.license if wide or _LICENSE_ID.match(e.license) else notes.setdefault(e.license, f"[{len(notes) + 1}]")
+        cells = [e.alias] + ([e.kind] if wide else []) + [
+            _state(e, zoo_cache), f"{e.params / 1e6:.2f} M" if e.params else "-",
+            f"{e.gflops:.3g}" if e.gflops else "-", _entry_metric(e, zoo_cache), lic]
+        table.add_row(*map(escape, cells))
+    lines = [LEGEND] + [f"{mark} {text}" for text, mark in notes.items()]
+    return table, lines
+
+
 @zoo.command("list")
 @_manifest_option
 @_zoo_cache_option
+@click.option("--wide", is_flag=True, help="Add the kind column and print licences in full (about 120 columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
-def list_cmd(manifests: Sequence[Path], zoo_cache: Optional[Path], as_json: bool) -> None:
-    """List the named models: state (pullable, built locally, recipe), size, cost, metric, licence."""
+def list_cmd(manifests: Sequence[Path], zoo_cache: Optional[Path], wide: bool, as_json: bool) -> None:
+    """List the named models: state (pullable, cached, built, recipe), size, cost, metric, licence."""
     from asma.zoo.registry import list_entries
     entries = list_entries(manifests)
     if as_json:
         click.echo(json.dumps({e.alias: {**e.to_dict(), "state": _state(e, zoo_cache)} for e in entries}, indent=2,
                               sort_keys=True))
         return
-    table = Table(title="asma model zoo")
-    table.add_column("name", no_wrap=True)
-    for col in ("kind", "state", "params", "GFLOPs", "top-1 %", "licence"):
-        table.add_column(col, overflow="fold")
-    for e in entries:
-        table.add_row(e.alias, e.kind, _state(e, zoo_cache), f"{e.params / 1e6:.2f} M" if e.params else "-",
-                      f"{e.gflops:.2f}" if e.gflops else "-", escape(_entry_metric(e, zoo_cache)), escape(e.license))
-    con = _console()
+    table, lines = zoo_table(entries, zoo_cache, wide)
+    con = Console(highlight=False)  # word-wrapped at the terminal width (the legend is prose)
     con.print(table)
-    con.print("pullable: 'asma zoo pull NAME'; recipe: 'asma zoo build NAME --data-dir DIR' trains it locally; "
-              "* expected (the paper's or the quick start's number), not measured here")
+    for line in lines:
+        con.print(escape(line))
 
 
 @zoo.command("pull")
@@ -297,20 +327,30 @@ def import_cmd(file: Path, fmt: Optional[str], out: Path, license_: str) -> None
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of prepared datasets ('asma data prepare ... --out DIR'); not needed for synthetic data.")
 @click.option("--run-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory (default <zoo cache>/.runs/NAME; an interrupted build resumes there).")
+              help="Run directory (default <zoo cache>/.runs/<dataset>-<preset>-<hash>, shared by the recipes of "
+                   "one dataset, preset and overrides; an interrupted build resumes there).")
+@click.option("--threads", default=0, type=click.IntRange(0, 256), show_default=True,
+              help="Torch threads (0 = torch's default; 1 is often fastest on a loaded 2-core machine).")
 @_zoo_cache_option
 @_manifest_option
-def build_cmd(name: str, data_dir: Optional[Path], run_dir: Optional[Path], zoo_cache: Optional[Path],
+def build_cmd(name: str, data_dir: Optional[Path], run_dir: Optional[Path], threads: int, zoo_cache: Optional[Path],
               manifests: Sequence[Path]) -> None:
     """Train the recipe of NAME and install the model in the local zoo cache (with its measured metrics)."""
     from asma.pretrained.config import PretrainedConfig
     from asma.zoo.recipes import build
     con = _console()
-    folder = build(name, data_dir=data_dir, manifests=manifests, zoo_cache=zoo_cache, run_dir=run_dir, console=con)
+    folder = build(name, data_dir=data_dir, manifests=manifests, zoo_cache=zoo_cache, run_dir=run_dir,
+                   threads=threads, console=con)
     cfg = PretrainedConfig.from_json(folder)
-    con.print(f"[bold green]built[/] {escape(name)} in {cfg.source['build_seconds']:.0f} s -> {escape(str(folder))}")
+    src = cfg.source
+    order = ["pretrain", "linear", "finetune", "distill", "distill-ft"]
+    stages = ", ".join(f"{k} {v:.0f} s" if v is not None else f"{k} not timed"
+                       for k, v in sorted(src["stage_seconds"].items(), key=lambda kv: order.index(kv[0])))
+    total = f"{src['recipe_seconds']:.0f} s" if src["recipe_seconds"] is not None else "unknown"
+    con.print(f"[bold green]built[/] {escape(name)} in {src['build_seconds']:.0f} s -> {escape(str(folder))}")
+    con.print(f"  cost of the recipe from scratch: {total} ({stages}; run {escape(src['run_dir'])})")
     for key, vals in sorted(cfg.metrics.items()):
-        expected = cfg.source["expected"].get(key, {}).get("top1")
+        expected = src["expected"].get(key, {}).get("top1")
         con.print(f"  {escape(key)}: top-1 {vals['top1']:.2f} % measured"
                   + (f" (paper {expected:.1f} %)" if expected is not None else ""))
     con.print(f"use it: asma zoo pull {escape(name)}  |  asma.create_model({name!r}, pretrained=True)")

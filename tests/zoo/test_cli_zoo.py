@@ -22,20 +22,68 @@ def run():
     return invoke
 
 
+def _rows(output: str) -> dict:
+    """``{name: [cells]}`` of a rendered ``asma zoo list`` table (cells are separated by 2+ spaces)."""
+    import re
+    out = {}
+    for line in output.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 5 and re.match(r"^[a-z0-9][a-z0-9._-]+$", cells[0]) and cells[0] != "name":
+            out[cells[0]] = cells[1:]
+    return out
+
+
 def test_list_shows_state_size_metric_and_licence(run, tmp_path, monkeypatch):
     monkeypatch.setenv("ASMA_ZOO_CACHE", str(tmp_path / "zoo"))
-    monkeypatch.setenv("COLUMNS", "160")
+    monkeypatch.setenv("COLUMNS", "80")
     r = run("list")
     assert r.exit_code == 0, r.output
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in r.output.splitlines() if line.startswith("│") and line.split("│")[1].strip()}
-    assert rows["actclr-ntu60-xview-joint"][:5] == ["classifier", "pullable", "0.84 M", "1.22", "87.1 linear"]
-    assert rows["actclr-ntu60-xview-joint"][5].startswith("MIT code")
-    assert rows["ntu60-student"][:2] == ["student", "recipe"] and rows["ntu60-student"][4] == "80.5 distill*"
+    rows = _rows(r.output)
+    assert rows["actclr-ntu60-xview-joint"] == ["pullable", "0.84 M", "1.19", "87.1 linear", "[1]"]
+    assert rows["ntu60-student"] == ["recipe", "0.18 M", "0.388", "80.5 distill*", "[2]"]
+    assert rows["synthetic-student"][-1] == "[3]"
+    assert "[1] MIT code, NTU data research-only" in r.output and "[3] apache-2.0" in r.output
+    assert max(len(line) for line in r.output.splitlines()) <= 80
+    monkeypatch.setenv("COLUMNS", "120")
+    r = run("list", "--wide")
+    wide = _rows(r.output)
+    assert wide["actclr-ntu60-xview-joint"] == ["classifier", "pullable", "0.84 M", "1.19", "87.1 linear",
+                                                "MIT code, NTU data research-only"]
+    assert wide["ntu60-student"][:2] == ["student", "recipe"] and wide["synthetic-student"][-1] == "apache-2.0"
     r = run("list", "--json")
     data = json.loads(r.output)
     assert data["ntu60-student"]["state"] == "recipe" and data["aimclr-ntu60-xview-joint"]["state"] == "pullable"
     assert data["crosnnclr-ntu60-xview-joint"]["url"]["sha256"].startswith("f569151c")
+
+
+def test_list_table_is_readable_at_80_columns(tmp_path):
+    """No line over 80 columns and every row on one line: the state, params, GFLOPs and metric
+    cells whole, long licences as footnotes explained under the table (also for a long alias)."""
+    import io
+
+    from rich.console import Console
+
+    from asma.cli.zoo import zoo_table
+    from asma.zoo.registry import Recipe, ZooEntry, list_entries
+    long = ZooEntry("an-organisation-student-x", "student", license="CC-BY-NC-4.0 weights, NTU terms", params=123456,
+                    gflops=0.01234, recipe=Recipe("synthetic", "tiny", ["pretrain"], "student",
+                                                  expected={"synthetic-xsub/distill-ft": {"top1": 99.9}}))
+    entries = list_entries() + [long]
+    table, notes = zoo_table(entries, tmp_path / "zoo")
+    con = Console(width=80, file=io.StringIO(), highlight=False)
+    con.print(table)
+    for line in notes:
+        con.print(line)
+    text = con.file.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    rows = _rows(text)
+    assert sorted(rows) == sorted(e.alias for e in entries)
+    for e in entries:
+        state, params, gflops, metric, lic = rows[e.alias]
+        assert state in ("pullable", "recipe") and params == (f"{e.params / 1e6:.2f} M" if e.params else "-")
+        assert gflops == (f"{e.gflops:.3g}" if e.gflops else "-") and (metric == "-" or metric[0].isdigit())
+        assert lic.startswith("[") and f"{lic} {e.license}" in text
+    assert rows["an-organisation-student-x"][:4] == ["recipe", "0.12 M", "0.0123", "99.9 distill-ft*"]
 
 
 def test_pull_of_a_recipe_says_what_it_is(run):
