@@ -117,8 +117,8 @@ def read_ntu_skeleton(source: Source, *, name: Optional[str] = None, values: str
         source: a path, or the file's bytes.
         name: label for errors and :attr:`NtuSkeletonFile.path` (default: the path).
         values: ``"all"``: every value of the body and joint lines; ``"xyz"``: only the joint
-            positions (about 10x faster, :mod:`asma.data.readers.ntu_fast`; what
-            :func:`read_ntu_clip` and ``asma data prepare`` use).
+            positions (about 4x faster, numpy on the bytes, :mod:`asma.data.readers.ntu_fast`;
+            what :func:`read_ntu_clip` and ``asma data prepare`` use).
             The structure, the 12 values per joint line and x/y/z are checked the same way;
             the other 9 joint values are then not parsed.
 
