@@ -33,10 +33,16 @@ class GraphConv(nn.Module):
         out_channels (int): :math:`C_{out}`.
         num_partitions (int): :math:`K`.
 
+    ``affine=(scale, shift)`` returns :math:`s_o \mathbf{Y}_o + t_o` per output channel, folded
+    into the :math:`1\times1` weight and the bias (an eval BatchNorm after the layer; see
+    :meth:`~asma.models.spatiotemporal.SpatioTemporalBlock.forward_folded`).
+
     Shapes:
-        - **x**: :math:`(N, C_{in}, T, V)`, **A**: :math:`(K, V, V)`
+        - **x**: :math:`(N, C_{in}, T, V)`, **A**: :math:`(K, V, V)`, **affine**: two :math:`(C_{out},)`
         - **output**: :math:`(N, C_{out}, T, V)`
     """
+
+    folds_affine = True
 
     def __init__(self, in_channels: int, out_channels: int, num_partitions: int):
         super().__init__()
@@ -47,7 +53,7 @@ class GraphConv(nn.Module):
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
 
-    def forward(self, x: Tensor, A: Tensor) -> Tensor:
+    def forward(self, x: Tensor, A: Tensor, affine: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
         n, _, t, v = x.shape
         # channel counts as Python ints (not x.shape), so an ONNX trace keeps the weight shape static
         K, o, c = self.num_partitions, self.out_channels, self.conv.in_channels
@@ -55,6 +61,9 @@ class GraphConv(nn.Module):
         # conv.weight[k * C_out + o, c] -> weight[o, k * C_in + c]
         weight = self.conv.weight.view(K, o, c).transpose(0, 1).reshape(o, K * c, 1, 1)
         bias = torch.einsum("ko,kw->ow", self.conv.bias.view(K, o), A.sum(dim=1))
+        if affine is not None:
+            scale, shift = affine
+            weight, bias = weight * scale.view(o, 1, 1, 1), bias * scale[:, None] + shift[:, None]
         return nn.functional.conv2d(z, weight) + bias.unsqueeze(1)
 
 

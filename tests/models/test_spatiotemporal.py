@@ -57,3 +57,56 @@ def test_backbone_shapes_grads_determinism(name, extra):
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x)[0], model(x)[0])
+
+
+def _unfolded(block, x, *graph):
+    """SpatioTemporalBlock's train-mode expression, evaluated with the BatchNorm modules in eval."""
+    y = block.tcn(block.gcn(x, *graph))
+    return block.relu(y if block.residual is None else y + block.residual(x))
+
+
+@pytest.mark.parametrize("name, extra", [("stgcn", {}), ("gin", {})])
+def test_eval_folds_batchnorm_exactly_and_never_serves_stale_weights(name, extra):
+    """In eval the BatchNorms are folded into the convolutions (GraphConv takes the first one): the
+    value of the plain modules up to float rounding, with and without gradients; the no-grad cache
+    follows in-place weight changes and load_state_dict; train mode is the unfolded code."""
+    import copy
+    torch.manual_seed(0)
+    model = create_backbone(name, "ntu25", 3, channels=[8, 16, 16], strides=[1, 2, 1], dropout=0.0, **extra)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_()
+                m.bias.normal_()
+    model.eval()
+    inputs = {2: torch.randn(2, 16, 5, 25), 1: torch.randn(2, 8, 9, 25)}
+    for i, x in inputs.items():  # identity residual, strided 1x1 + BN residual
+        block, graph = model.blocks[i], model.block_inputs(i)
+        with torch.no_grad():
+            ref = _unfolded(block, x, *graph)
+            torch.testing.assert_close(block(x, *graph), ref, rtol=1e-5, atol=1e-5)
+            assert "_folded" in block.tcn.__dict__  # the no-grad path caches the folded weights
+        xg = x.clone().requires_grad_()
+        torch.testing.assert_close(block(xg, *graph), ref, rtol=1e-5, atol=1e-5)  # folded with autograd
+        (gx,) = torch.autograd.grad(block(xg, *graph).sum(), xg)
+        (rx,) = torch.autograd.grad(_unfolded(block, xg, *graph).sum(), xg)
+        torch.testing.assert_close(gx, rx, rtol=1e-4, atol=1e-4)
+    block = model.blocks[1]
+    with torch.no_grad():
+        block.tcn[2].weight.mul_(-2.0)  # an optimiser-like in-place change
+        block.tcn[3].running_var.add_(1.0)
+        torch.testing.assert_close(block(x, *graph), _unfolded(block, x, *graph), rtol=1e-5, atol=1e-5)
+    other = create_backbone(name, "ntu25", 3, channels=[8, 16, 16], strides=[1, 2, 1], dropout=0.0, **extra)
+    model.load_state_dict(other.state_dict())
+    y = torch.randn(1, 3, 9, 25, 2)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(y)[0], other.eval()(y)[0], rtol=1e-5, atol=1e-5)
+    copy.deepcopy(model)  # the cache holds ordinary tensors, even when filled under inference_mode
+    assert set(model.state_dict()) == set(other.state_dict())
+    model.train()
+    torch.manual_seed(1)
+    a = model(y)[0]
+    torch.manual_seed(1)
+    assert torch.equal(a, other.train()(y)[0])  # train mode: batch statistics, nothing folded
