@@ -72,7 +72,7 @@ def zoo():
 
 def _state(entry, zoo_cache=None) -> str:
     """``pullable``, ``cached`` (pulled: works offline), ``built`` (built locally) or ``recipe``."""
-    from asma.zoo.download import cached_folder
+    from asma.zoo.cache import cached_folder
     cached = cached_folder(entry.alias, zoo_cache) is not None
     if entry.pullable:
         return "cached" if cached and entry.url else "pullable"
@@ -81,7 +81,7 @@ def _state(entry, zoo_cache=None) -> str:
 
 def _entry_metric(entry, zoo_cache=None) -> str:
     """The headline top-1 (best protocol): measured for a local build, ``*`` for the paper's expected value."""
-    from asma.zoo.download import cached_folder
+    from asma.zoo.cache import cached_folder
     metrics, mark = entry.metrics, ""
     folder = cached_folder(entry.alias, zoo_cache) if not entry.pullable else None
     if folder is not None:

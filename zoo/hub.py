@@ -30,7 +30,7 @@ from asma.pretrained.config import PretrainedConfig
 from asma.pretrained.schema import MODEL_FILES
 
 from .integrity import verified_folder
-from .registry import NotBuiltError, ZooError, resolve
+from .registry import NotBuiltError, ZooEntry, ZooError, list_entries, resolve
 
 if TYPE_CHECKING:  # torch is only imported when a model is built (pull/list/info stay light)
     from torch import nn
@@ -96,12 +96,8 @@ def _hub_errors(what: str, repo_id: str, revision: Optional[str], endpoint: Opti
                 cache_dir: Optional[PathLike] = None) -> Iterator[None]:
     """Translate huggingface_hub / network exceptions into one-line :class:`ZooError` s."""
     from huggingface_hub import constants
-    try:  # huggingface_hub >= 0.25 (and the only place from 1.0 on)
-        from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                            RepositoryNotFoundError, RevisionNotFoundError)
-    except ImportError:  # pragma: no cover - older huggingface_hub
-        from huggingface_hub.utils import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                           RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
     where = endpoint or constants.ENDPOINT
     ref = repo_id + (f"@{revision}" if revision else "")
     try:
@@ -254,6 +250,24 @@ def pull(name: str, revision: Optional[str] = None, cache_dir: Optional[PathLike
     return verified_folder(path, str(ref), pinned.sha256 if pinned and pinned.revision == ref.revision else None)
 
 
+def _metrics_text(metrics: Dict[str, Dict[str, float]]) -> str:
+    return ", ".join(f"{k} top-1 {v['top1']:.1f} %" for k, v in sorted(metrics.items()) if "top1" in v) or "none"
+
+
+def not_built_message(entry: ZooEntry, manifests: Optional[Sequence[PathLike]] = None) -> str:
+    """What a recipe-only entry is: not trained by anyone yet, the build command, the data it
+    needs, its cost, the expected metrics, and the models of the zoo that *can* be pulled."""
+    r = entry.recipe
+    family = (entry.dataset or r.dataset).split("-")[0]
+    pullable = [e for e in list_entries(manifests) if e.pullable]
+    near = [e for e in pullable if (e.dataset or "").startswith(family)] or pullable
+    offer = "; ".join(f"{e.alias} ({_metrics_text(e.metrics)})" for e in near) or "none yet"
+    return (f"{entry.alias!r} is a recipe: no one has trained it yet, so there are no weights to pull. "
+            f"Build it with: asma zoo build {entry.alias} --data-dir DATA_DIR (data: {r.data or r.dataset}; "
+            f"expected cost: {r.cost or 'not measured'}; expected metrics: {_metrics_text(r.expected)}). "
+            f"Models that can be pulled now: {offer}")
+
+
 def fetch(name: str, *, revision: Optional[str] = None, manifests: Optional[Sequence[PathLike]] = None,
           cache_dir: Optional[PathLike] = None, zoo_cache: Optional[PathLike] = None,
           endpoint: Optional[str] = None, offline: bool = False, token: Optional[str] = None,
@@ -271,8 +285,8 @@ def fetch(name: str, *, revision: Optional[str] = None, manifests: Optional[Sequ
             the cost, and the models that can be pulled).
         ZooError / CheckpointError: see :func:`pull` and :func:`~asma.zoo.download.pull_url`.
     """
-    from .download import cached_folder, pull_url
-    from .recipes import not_built_message
+    from .cache import cached_folder
+    from .download import pull_url
     if Path(name).is_dir():
         return verified_folder(Path(name), name)
     raw = name.strip()

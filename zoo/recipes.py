@@ -27,24 +27,6 @@ PathLike = Union[str, os.PathLike]
 _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 
 
-def _metrics_text(metrics: Dict[str, Dict[str, float]]) -> str:
-    return ", ".join(f"{k} top-1 {v['top1']:.1f} %" for k, v in sorted(metrics.items()) if "top1" in v) or "none"
-
-
-def not_built_message(entry: ZooEntry, manifests: Optional[Sequence[PathLike]] = None) -> str:
-    """What a recipe-only entry is: not trained by anyone yet, the build command, the data it
-    needs, its cost, the expected metrics, and the models of the zoo that *can* be pulled."""
-    r = entry.recipe
-    family = (entry.dataset or r.dataset).split("-")[0]
-    pullable = [e for e in list_entries(manifests) if e.pullable]
-    near = [e for e in pullable if (e.dataset or "").startswith(family)] or pullable
-    offer = "; ".join(f"{e.alias} ({_metrics_text(e.metrics)})" for e in near) or "none yet"
-    return (f"{entry.alias!r} is a recipe: no one has trained it yet, so there are no weights to pull. "
-            f"Build it with: asma zoo build {entry.alias} --data-dir DATA_DIR (data: {r.data or r.dataset}; "
-            f"expected cost: {r.cost or 'not measured'}; expected metrics: {_metrics_text(r.expected)}). "
-            f"Models that can be pulled now: {offer}")
-
-
 def _license_id(text: str) -> str:
     return text if _LICENSE_ID.match(text) else "other"
 
@@ -195,7 +177,7 @@ def build(name: str, *, data_dir: Optional[PathLike] = None, manifests: Optional
             recipe's. ValueError / FileNotFoundError: the dataset is not prepared (names the
             ``asma data prepare`` command) or the recipe is invalid.
     """
-    from .download import zoo_cache_dir
+    from .cache import zoo_cache_dir
 
     entry = resolve(name, manifests)
     if entry.recipe is None:
@@ -258,7 +240,7 @@ def publish(name: str, repo_id: str, *, manifest_out: PathLike, tag: Optional[st
     from asma.io import sha256_record
 
     from asma.pretrained.config import PretrainedConfig
-    from .download import cached_folder
+    from .cache import cached_folder
     from .integrity import verified_folder
     from .hub import push_to_hub
     from .integrity import weight_files

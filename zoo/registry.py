@@ -229,7 +229,7 @@ class ZooEntry:
     @property
     def has_weights(self) -> bool:
         """Whether weights can be had now: published (``hub``/``url``) or built into the local zoo cache."""
-        from .download import cached_folder
+        from .cache import cached_folder
         return self.pullable or cached_folder(self.alias) is not None
 
     def to_dict(self) -> Dict[str, Any]:

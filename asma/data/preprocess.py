@@ -292,8 +292,3 @@ def preprocess_clip(x: np.ndarray, cfg: Optional[PreprocessConfig] = None,
         raise DataFormatError(f"non-finite value after preprocessing (channel {c}, frame {t}, joint {v}, "
                               f"person {m}): coordinates too large for float32", name)
     return out
-
-
-def preprocess_batch(data: np.ndarray, cfg: Optional[PreprocessConfig] = None) -> np.ndarray:
-    """:func:`preprocess_clip` over ``(N, C, F, V, M)`` -> ``(N, C, T, V, M)`` float32."""
-    return np.stack([preprocess_clip(c, cfg, name=f"sample {i}") for i, c in enumerate(data)])
