@@ -2,7 +2,8 @@
 
 :func:`bench` measures one model: parameters, size on disk, FLOPs per clip
 (:func:`asma.models.count_flops`: ``torch.utils.flop_counter``, 2 FLOPs per multiply-accumulate,
-convolutions, matrix products and the graph einsum), latency per clip at batch 1 (p50 / p95 over
+convolutions, matrix products and the graph einsum; a saved model's own figure at its clip shape,
+:func:`recorded_flops`), latency per clip at batch 1 (p50 / p95 over
 ``runs`` timed runs after ``warmup`` untimed ones), clips per second and the peak RSS of a fresh
 process (:mod:`asma.deploy.worker`) that loads the saved model and runs it. :func:`ratios` gives
 the side-by-side ratios of several results (Table 2's last row).
@@ -157,7 +158,8 @@ def bench(model, config, *, name: str, runtime: str = "torch", threads: int = 1,
     torch.set_num_threads(threads)
     try:
         model.eval()
-        flops = count_flops(model, x)
+        flops = recorded_flops(model, config, shape)
+        flops = count_flops(model, x) if flops is None else flops
         with tempfile.TemporaryDirectory(prefix="asma-bench-") as tmp:
             artifact = save_artifact(model, config, Path(tmp), runtime, shape, int8=int8, calibration=calibration)
             ms = latency_ms(_runner(model, artifact, runtime, threads), x.numpy(), runs, warmup)
@@ -171,6 +173,20 @@ def bench(model, config, *, name: str, runtime: str = "torch", threads: int = 1,
                        p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)),
                        mean_ms=float(ms.mean()), fps=1e3 / float(ms.mean()), runs=runs,
                        peak_rss_mib=proc.get("peak_rss_mib"), imports=proc.get("imports", {}), int8=int8)
+
+
+def recorded_flops(model, config, shape: Sequence[int]) -> Optional[float]:
+    """FLOPs per clip that ``config`` records for ``model`` (its own ``pretrained_cfg``) at this clip
+    shape, else ``None``. Counting them imports ``torch.utils.flop_counter``, which brings in
+    torch._dynamo and sympy (about a second and 40 MiB): a saved model's bench stays as light
+    as running it.
+
+    Shapes:
+        - **shape**: :math:`(1, C, T, V, M)`
+    """
+    if config.gflops is None or getattr(model, "pretrained_cfg", None) is not config:
+        return None
+    return config.gflops * 1e9 if tuple(shape) == tuple(config.input_shape(1)) else None
 
 
 def ratios(results: Sequence[BenchResult], base: int = 0) -> List[Dict[str, Optional[float]]]:

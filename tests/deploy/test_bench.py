@@ -81,3 +81,26 @@ def test_bench_cli_side_by_side_json(classifier_dir):
     assert res.exit_code == 0 and "row 2 ÷ row 1" in res.output
     res = CliRunner().invoke(main, ["bench", "stgcn", "--runs", "10"])
     assert res.exit_code == 2 and "100" in res.output
+
+
+def test_predict_and_bench_of_a_student_import_neither_torch_geometric_nor_sympy(classifier_dir, tmp_path):
+    """`asma predict` and `asma bench` on a saved student stay on the light import path (issue 14.4):
+    bench takes the GFLOPs its config records for the clip shape instead of counting them
+    (torch.utils.flop_counter imports sympy)."""
+    import subprocess
+    import sys
+    clip = tmp_path / "clip.npy"
+    np.save(clip, np.random.default_rng(0).standard_normal((3, 50, 25, 2)).astype(np.float32))
+    out = tmp_path / "bench.json"
+    code = ("import sys, contextlib, io\nfrom asma.cli.main import main\n"
+            f"for args in (['predict', {str(classifier_dir)!r}, {str(clip)!r}, '--json'],\n"
+            f"             ['bench', {str(classifier_dir)!r}, '--no-rss', '--json', '--warmup', '1']):\n"
+            f"    with open({str(out)!r}, 'w') as f, contextlib.redirect_stdout(f):\n"
+            "        main(args, standalone_mode=False)\n"
+            "print([k for k in ('torch_geometric', 'sympy') if k in sys.modules])")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]", res.stderr
+    model = asma.create_model(str(classifier_dir), pretrained=True)
+    (row,) = json.loads(out.read_text())
+    assert row["input_shape"] == [1, 3, 50, 25, 2]
+    assert row["gflops"] == pytest.approx(count_flops(model, torch.zeros(1, 3, 50, 25, 2)) / 1e9, rel=1e-3)
