@@ -45,7 +45,7 @@ def test_whole_pipeline_under_torchrun_two_processes(tmp_path):
     assert list(json.loads((run / "status.json").read_text())) == ["pretrain", "linear", "finetune", "distill"]
     assert _records(run / "metrics.jsonl", "distill") == [("distill", 0)]
     res = json.loads((run / "results.json").read_text())
-    assert len(res["linear"]) == 5 and len(res["finetune"]) == 3 and len(res["distill"]) == 2
+    assert len(res["linear"]) == 6 and len(res["finetune"]) == 3 and len(res["distill"]) == 2
 
 
 @pytest.mark.slow
