@@ -142,11 +142,20 @@ def penn13() -> Skeleton:
     return from_edges(PENN13_EDGES, 13, joint_names=_PENN13_NAMES, center=0, name="penn13")
 
 
+#: The 30 HDM05 bones in ASF id order; joint ``1 + k`` of the ``hdm05`` layout is the far end of
+#: bone ``k`` (joint 0 is the root), and each bone's parent as in every HDM05 ASF hierarchy.
+HDM05_BONES = ("lhipjoint", "lfemur", "ltibia", "lfoot", "ltoes", "rhipjoint", "rfemur", "rtibia", "rfoot", "rtoes",
+               "lowerback", "upperback", "thorax", "lowerneck", "upperneck", "head",
+               "lclavicle", "lhumerus", "lradius", "lwrist", "lhand", "lfingers", "lthumb",
+               "rclavicle", "rhumerus", "rradius", "rwrist", "rhand", "rfingers", "rthumb")
+HDM05_PARENTS = ("root", "lhipjoint", "lfemur", "ltibia", "lfoot", "root", "rhipjoint", "rfemur", "rtibia", "rfoot",
+                 "root", "lowerback", "upperback", "thorax", "lowerneck", "upperneck",
+                 "thorax", "lclavicle", "lhumerus", "lradius", "lwrist", "lhand", "lwrist",
+                 "thorax", "rclavicle", "rhumerus", "rradius", "rwrist", "rhand", "rwrist")
+
+
 @register_layout("hdm05", "HDM05 / Acclaim ASF mocap, 31 joints: the root and the far end of each bone")
 def hdm05() -> Skeleton:
-    # the bone names and hierarchy live with the reader (numpy only) that computes the positions
-    from ..data.readers.hdm05 import HDM05_BONES, HDM05_PARENTS
-
     names = ["root"] + list(HDM05_BONES)
     edges = [(names.index(p), k + 1) for k, p in enumerate(HDM05_PARENTS)]
     # ASF names are lowercase l/r prefixes ("lfemur"), which name matching cannot tell from "lowerback"

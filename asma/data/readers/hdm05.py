@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...graph.layouts import HDM05_BONES, HDM05_PARENTS
 from ..errors import DataFormatError, EmptySequenceError
 from ._text import Source, read_source, split_lines
 from .clips import ClipSource, Item, RawClip, find_named_files, one_person
@@ -38,16 +39,6 @@ HDM05_ACTORS = ("bd", "bk", "dg", "mm", "tr")
 HDM05_TRAIN_ACTORS = ("bd", "bk", "dg")
 HDM05_META_KEYS = ("actor", "take", "length")
 INCH = 0.0254
-#: The 30 HDM05 bones in ASF id order; joint ``1 + k`` of the ``hdm05`` layout is the far end of
-#: bone ``k`` (joint 0 is the root), and each bone's parent as in every HDM05 ASF hierarchy.
-HDM05_BONES = ("lhipjoint", "lfemur", "ltibia", "lfoot", "ltoes", "rhipjoint", "rfemur", "rtibia", "rfoot", "rtoes",
-               "lowerback", "upperback", "thorax", "lowerneck", "upperneck", "head",
-               "lclavicle", "lhumerus", "lradius", "lwrist", "lhand", "lfingers", "lthumb",
-               "rclavicle", "rhumerus", "rradius", "rwrist", "rhand", "rfingers", "rthumb")
-HDM05_PARENTS = ("root", "lhipjoint", "lfemur", "ltibia", "lfoot", "root", "rhipjoint", "rfemur", "rtibia", "rfoot",
-                 "root", "lowerback", "upperback", "thorax", "lowerneck", "upperneck",
-                 "thorax", "lclavicle", "lhumerus", "lradius", "lwrist", "lhand", "lwrist",
-                 "thorax", "rclavicle", "rhumerus", "rradius", "rwrist", "rhand", "rwrist")
 _NAME = re.compile(r"^HDM_([a-z]{2})_(.+)_(\d{3})_(\d+)$", re.I)
 
 
