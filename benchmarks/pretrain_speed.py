@@ -11,8 +11,9 @@ setting is per process). ``--variants``:
   graph convolution, ``rand_like`` dropout masks;
 - ``untuned``: the same model with one joint backward, D x D cross-correlation, unfused Adam and
   glibc defaults;
-- ``pstl``: the reference PSTL step: ONE ST-GCN-16 encoder with the lineage's convolution-first
-  graph convolution and ``nn.Dropout``, the three views (anchor, joint-masked, frame-masked)
+- ``pstl``: the reference PSTL step: ONE ST-GCN-16 encoder, the lineage's ``st_gcn.Model``
+  (``LineageSTGCN`` of ``benchmarks/graph_conv.py``: convolution-first graph convolution,
+  ``nn.Dropout``), the three views (anchor, joint-masked, frame-masked)
   encoded one by one, one 256-6144-6144-6144 projector, D x D cross-correlation Barlow Twins,
   ``torch.optim.Adam`` defaults, glibc defaults. Its FLOPs are counted the same way.
 
@@ -68,17 +69,12 @@ class PSTLStep(nn.Module):
 
     def __init__(self, skel):
         super().__init__()
-        from graph_conv import convolution_first  # benchmarks/graph_conv.py: the lineage's order
+        from graph_conv import LineageSTGCN  # benchmarks/graph_conv.py: the lineage's st_gcn.Model
         from asma.masking import Masker, MaskSpec
         from asma.models import create_backbone
         from asma.models.heads import Projector
-        from asma.models.spatiotemporal import TemporalConv
-        from asma.models.stgcn import GraphConv
-        GraphConv.forward = convolution_first  # this process only measures PSTL
-        enc = create_backbone("stgcn", skel, 3, dropout=0.5)
-        for m in enc.modules():
-            if isinstance(m, TemporalConv):
-                m[4] = nn.Dropout(m[4].p)
+        enc = LineageSTGCN(create_backbone("stgcn", skel, 3, dropout=0.5))
+        enc.out_dim = 256
         self.encoders = nn.ModuleDict({"pstl": enc})
         self.projectors = nn.ModuleDict({"pstl": Projector(enc.out_dim, (6144,) * 3)})
         self.maskers = {"pstl": Masker(MaskSpec("high", "high", 9, 10, "drop"), skel.degree())}
@@ -89,7 +85,7 @@ class PSTLStep(nn.Module):
             xj = self.maskers["pstl"].joint_view(view_j, generator)[0]
             xm = self.maskers["pstl"].frame_view(view_m, generator)[0]
         enc, proj = self.encoders["pstl"], self.projectors["pstl"]
-        z, zj, zm = (proj(enc(v)[0]) for v in (anchor, xj, xm))
+        z, zj, zm = (proj(enc(v)) for v in (anchor, xj, xm))
         l1, l2 = self.loss_fn(z, zj), self.loss_fn(z, zm)
         return l1 + l2, {"pstl/joint": l1.detach(), "pstl/frame": l2.detach()}
 

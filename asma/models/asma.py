@@ -1,7 +1,7 @@
 """The ASMa pretraining model: two encoders, their projectors and the Barlow Twins wiring (§3.3)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +13,25 @@ from .heads import Projector
 from .registry import Backbone, create_backbone
 
 DEFAULT_ENCODERS: Dict[str, Tuple[str, str]] = {"theta": ("high", "low"), "phi": ("low", "high")}
+
+
+def project_groups(proj: Projector, feats: Sequence[Tensor]) -> List[Tensor]:
+    r"""``[proj(f) for f in feats]`` (BatchNorm statistics per group, running statistics updated in
+    the same order) with each linear layer run once on the concatenated groups: one GEMM per
+    layer instead of one per group, and no accumulation of weight gradients between the calls
+    (three 6144-wide weights per encoder and step).
+
+    Shapes:
+        - **feats**: :math:`(B_i, D)` each -> :math:`(B_i, \text{proj.out\_dim})` each
+    """
+    sizes = [f.shape[0] for f in feats]
+    h = torch.cat(list(feats)) if len(feats) > 1 else feats[0]
+    for layer in proj.net:
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and len(sizes) > 1:
+            h = torch.cat([layer(part) for part in h.split(sizes)])
+        else:
+            h = layer(h)
+    return list(h.split(sizes))
 
 
 class ASMa(nn.Module):
@@ -80,14 +99,14 @@ class ASMa(nn.Module):
         return self.encoders[name]
 
     def _encode(self, name: str, *views: Tensor) -> Tuple[Tensor, ...]:
-        # Views of equal shape share one forward pass (one batch of 2B or 3B is faster on CPU).
+        # Views of equal shape share one encoder pass (one batch of 2B or 3B is faster on CPU).
         enc, proj = self.encoders[name], self.projectors["shared" if self.shared_projector else name]
-        out: list = [None] * len(views)
         groups: Dict[Tuple[int, ...], list] = {}
         for i, v in enumerate(views):
             groups.setdefault(tuple(v.shape), []).append(i)
-        for idx in groups.values():
-            z = proj(enc(torch.cat([views[i] for i in idx], dim=0))[0])
+        feats = [enc(torch.cat([views[i] for i in idx], dim=0))[0] for idx in groups.values()]
+        out: list = [None] * len(views)
+        for idx, z in zip(groups.values(), project_groups(proj, feats)):
             for j, i in enumerate(idx):
                 out[i] = z[j * views[i].shape[0]:(j + 1) * views[i].shape[0]]
         return tuple(out)

@@ -154,3 +154,44 @@ def test_per_part_backward_under_ddp_equals_one_process_joint_backward(tmp_path)
         assert set(res) == set(ref)
         for k, v in ref.items():  # one all-reduce of the accumulated gradients: the joint gradient
             torch.testing.assert_close(res[k], v, rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_grouped_projection_equals_one_projector_call_per_group():
+    from asma.models.asma import project_groups
+    from asma.models.heads import Projector
+    torch.manual_seed(0)
+    proj, ref = Projector(16, [32, 32, 24]), Projector(16, [32, 32, 24])
+    ref.load_state_dict(proj.state_dict())
+    feats = [torch.randn(10, 16, requires_grad=True), torch.randn(5, 16, requires_grad=True)]
+    out = project_groups(proj, feats)
+    expected = [ref(f) for f in feats]  # BatchNorm over each group separately
+    w = torch.randn(15, 24)
+    torch.autograd.backward(out, list(w.split([10, 5])))
+    grads = [f.grad.clone() for f in feats]
+    for f in feats:
+        f.grad = None
+    torch.autograd.backward(expected, list(w.split([10, 5])))
+    for a, b in zip(out, expected):
+        torch.testing.assert_close(a, b)
+    for a, f in zip(grads, feats):
+        torch.testing.assert_close(a, f.grad)
+    for (k, a), b in zip(proj.state_dict().items(), ref.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)  # running statistics updated in the same order
+    for pa, pb in zip(proj.parameters(), ref.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad)
+    assert not torch.allclose(out[1], ref(torch.cat(feats))[10:])  # one BatchNorm over both would differ
+
+
+def test_dropout_by_a_bool_mask_product_equals_masked_fill_and_saves_a_bool_mask():
+    from asma.models.spatiotemporal import Dropout
+    drop = Dropout(0.3).train()
+    x = torch.randn(4, 8, 10, 25, requires_grad=True)
+    torch.manual_seed(5)
+    y = drop(x)
+    torch.manual_seed(5)
+    ref = x.detach().masked_fill(torch.rand_like(x) < 0.3, 0.0).mul_(1.0 / 0.7)  # the same draws
+    assert torch.equal(y, ref)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        drop(x)
+    assert saved == [torch.bool]
