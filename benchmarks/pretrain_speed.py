@@ -214,7 +214,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.batch[0], args.frames[0], args.steps, args.variants[0], args.bf16, args.threads)))
         return
-    console = Console()
+    console = Console(width=160)
     peaks = conv_peak(args.threads)
     peak = max(peaks.values())
     rows: List[tuple] = []
