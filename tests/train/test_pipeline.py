@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from asma.cli.main import main
 from asma.io import load_tensors
 from asma.train import make_config
-from asma.train.config import config_from_options
+from asma.train.options import config_from_options
 from asma.train.evaluate import evaluate_logits, fuse_streams
 from asma.train.pipeline import run_pipeline, run_streams
 
@@ -44,8 +44,8 @@ def test_train_runs_every_stage_in_one_command(tmp_path):
     assert list(status) == ["pretrain", "linear", "finetune", "distill-ft"]
     res = _json(run / "results.json")
     names = [x["name"] for x in res["linear"] + res["finetune"] + res["distill-ft"]]
-    assert names == ["random-init probe", "theta probe", "phi probe", "theta+phi average", "theta+phi aligned",
-                     "theta fine-tuned", "phi fine-tuned", "theta+phi fine-tuned aligned",
+    assert names == ["random-init probe", "random-init aligned", "theta probe", "phi probe", "theta+phi average",
+                     "theta+phi aligned", "theta fine-tuned", "phi fine-tuned", "theta+phi fine-tuned aligned",
                      "teacher (fine-tuned, aligned)", "student of finetune teacher (stgcn-student, tau=4)"]
     # the distillation teacher is the fine-tuned aligned classifier the finetune stage saved
     assert res["distill-ft"][0]["top1"] == pytest.approx(res["finetune"][2]["top1"], abs=1e-6)
@@ -59,7 +59,8 @@ def test_train_runs_every_stage_in_one_command(tmp_path):
     res = _json(run / "results.json")
     assert list(_json(run / "status.json")) == ["pretrain", "linear", "finetune", "distill-ft", "distill"]
     # the linear-probed teacher is the aligned row of the linear evaluation, recomputed identically
-    assert res["distill"][0]["top1"] == pytest.approx(res["linear"][4]["top1"], abs=1e-6)
+    aligned = next(x for x in res["linear"] if x["name"] == "theta+phi aligned")
+    assert res["distill"][0]["top1"] == pytest.approx(aligned["top1"], abs=1e-6)
     assert (run / "distill" / "student.safetensors").is_file()
     r = CliRunner().invoke(main, ["evaluate", "--run-dir", str(run), "--stage", "distill-ft"])
     assert r.exit_code == 0, r.output
@@ -129,7 +130,7 @@ def test_transfer_pretrains_on_one_dataset_and_evaluates_on_another(tmp_path):
     assert logits["labels"].max() <= 2
     summary = _json(tmp_path / "t" / "results.json")
     assert summary["downstream"]["num_classes"] == 3 and summary["downstream"]["synthetic_seed"] == 7
-    assert len(res.rows) == 8
+    assert len(res.rows) == 9  # 6 linear rows (2 random-init baselines), 3 fine-tuned
     # a downstream layout the encoders were not pretrained on is refused with the reason
     bad = _tiny_cfg(tmp_path / "bad", stages=["linear"])
     bad.downstream = {"layout": "coco17"}
