@@ -156,8 +156,7 @@ def _train(probe, plugins, seeds, resume, no_progress, print_config, loggers, **
         console.print(f"pretrained encoders in {result.run_dir / 'encoders'} ({result.seconds:.0f} s)")
         return
     what = "+".join(cfg.streams) if cfg.streams else cfg.data.stream
-    console.print(results_table(result.rows, f"ASMa: {cfg.data.dataset} ({cfg.data.protocol}, {cfg.model.backbone}, "
-                                f"{what})"))
+    console.print(results_table(result.rows, f"ASMa: {cfg.data.label}, {cfg.model.backbone}, {what}"))
     console.print(f"run directory: {result.run_dir}  ({result.seconds:.0f} s)")
 
 

@@ -29,6 +29,12 @@ class DataConfig:
     num_persons: int = 2
     synthetic_seed: int = 0
 
+    @property
+    def label(self) -> str:
+        """``"nwucla-xview"``; the synthetic data with its split, ``"synthetic (xsub)"`` (a prepared
+        dataset's name already holds its split, and ``protocol`` only applies to the synthetic data)."""
+        return f"{self.dataset} ({self.protocol})" if self.dataset == "synthetic" else self.dataset
+
 
 @dataclass
 class ModelConfig:

@@ -36,7 +36,7 @@ from ..data.arrays import SkeletonArrays
 from ..data.catalog import load_dataset
 from ..data.streams import STREAMS
 from ..io import atomic_write_json, latest_checkpoint, load_tensors, read_json
-from .config import STAGES, TrainConfig
+from .config import STAGES, TrainConfig, pretrain_epochs
 from .distributed import barrier
 from .downstream import DISTILL_DIRS, distill_stage, finetune_stage, linear_stage, write_summary
 from .engine import is_main_process, resolve_device, seed_everything, torch_threads
@@ -131,6 +131,8 @@ def _check(cfg: TrainConfig, resume: bool) -> _Plan:
     pre = load_dataset(cfg.data) if "pretrain" in stages and "pretrain" not in status else None
     if pre is not None:
         check_compatible(cfg, pre[0])
+        # config.json/status.json record the epochs that run (pretrain.min_steps), for library callers too
+        cfg.pretrain.epochs = pretrain_epochs(cfg.pretrain, len(pre[0]))
     ds = downstream_data(cfg)
     down = pre if pre is not None and ds == cfg.data else load_dataset(ds)
     return _Plan(run_dir, stages, status, pre, down)
@@ -147,7 +149,7 @@ def _create(run_dir: Path, cfg: TrainConfig) -> None:
 def _pretrain_stage(cfg: TrainConfig, run_dir: Path, data: _Data, resume: bool, console: Optional[Console],
                     progress: bool, log: Callable[..., None]) -> List[Dict[str, Any]]:
     train, test = data
-    log(f"data: {cfg.data.dataset} ({cfg.data.protocol}), train {train.shape}, test "
+    log(f"data: {cfg.data.label}, train {train.shape}, test "
         f"{test.shape}, {train.num_classes} classes, layout {train.skeleton.name}")
     with make_logger(run_dir, cfg.loggers) as logger:
         model = pretrain(cfg, train, run_dir, resume=_resumable(run_dir / "pretrain", resume),
@@ -209,7 +211,7 @@ def _execute(cfg: TrainConfig, plan: _Plan, resume: bool, console: Optional[Cons
         encoders = load_encoders(run_dir, cfg)
         if cfg.downstream:
             ds = downstream_data(cfg)
-            log(f"downstream data: {ds.dataset} ({ds.protocol}), train {train.shape}, test {test.shape}, "
+            log(f"downstream data: {ds.label}, train {train.shape}, test {test.shape}, "
                 f"{train.num_classes} classes")
         check_transfer(encoders, train, str(run_dir))
         ctx = RunContext(cfg, run_dir, encoders, train, test)

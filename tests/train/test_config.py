@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from asma.train.config import make_config, parse_set
+from asma.train.config import DataConfig, make_config, parse_set
 
 
 def test_presets_and_overrides_from_cli_and_files(tmp_path):
@@ -108,3 +108,9 @@ def test_distill_lr_may_stay_unset():
     with pytest.raises(ValueError, match="finetune.align_lr=nan"):
         check_section(cfg.finetune, "finetune.")
     check_section(cfg.distill, "distill.")
+
+
+def test_data_label_names_the_split_only_for_the_synthetic_data():
+    # a prepared dataset's name holds its split; data.protocol (default "xsub") applies to synthetic only
+    assert DataConfig(dataset="nwucla-xview").label == "nwucla-xview"
+    assert DataConfig(dataset="synthetic", protocol="xview").label == "synthetic (xview)"
