@@ -55,7 +55,18 @@ class ModelConfig:
 
 
 @dataclass
-class OptimConfig:
+class ScheduleConfig:
+    """What every Adam + cosine stage has (paper §4: 150 epochs, batch 128, lr 5e-3, weight
+    decay 1e-5); the stages below add their own fields."""
+
+    epochs: int = 150
+    batch_size: int = 128
+    lr: float = 5e-3
+    weight_decay: float = 1e-5
+
+
+@dataclass
+class OptimConfig(ScheduleConfig):
     """Pretraining: Adam with linear warm-up then cosine decay (per step).
 
     Attributes:
@@ -65,10 +76,6 @@ class OptimConfig:
             ``warmup_epochs`` epochs.
     """
 
-    epochs: int = 150
-    batch_size: int = 128
-    lr: float = 5e-3
-    weight_decay: float = 1e-5
     warmup_epochs: int = 10
     min_steps: int = 0
 
@@ -104,7 +111,7 @@ class ProbeConfig:
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(ScheduleConfig):
     """Fine-tuning schedule (paper §4): Adam + per-step cosine decay to 0.
 
     Attributes:
@@ -119,10 +126,6 @@ class FinetuneConfig:
             AimCLR/PSTL fine-tuning configs feed un-augmented clips).
     """
 
-    epochs: int = 150
-    batch_size: int = 128
-    lr: float = 5e-3
-    weight_decay: float = 1e-5
     warmup_epochs: int = 0
     align_epochs: int = 50
     align_lr: float = 1e-4

@@ -29,15 +29,19 @@ def _open(run_dir, device: Optional[str]):
     return ctx
 
 
+def _done(ctx, stage: str, rows: List[ProbeResult]) -> List[ProbeResult]:
+    """Record ``stage`` as finished in ``status.json`` and refresh the run's summary."""
+    mark_done(ctx.run_dir, stage)
+    write_summary(ctx)
+    return rows
+
+
 def linear_run(run_dir, *, console: Optional[Console] = None, device: Optional[str] = None,
                progress: bool = True) -> List[ProbeResult]:
     """Linear evaluation of a run's encoders, the ``random-init`` row first (writes
     ``<run>/linear/``); ``device`` overrides the run's (``cpu``, ``cuda``, ``auto``, ...)."""
     ctx = _open(run_dir, device)
-    rows = linear_stage(ctx, console=console, progress=progress)
-    mark_done(run_dir, "linear")
-    write_summary(ctx)
-    return rows
+    return _done(ctx, "linear", linear_stage(ctx, console=console, progress=progress))
 
 
 def finetune_run(run_dir, ft: Optional[FinetuneConfig] = None, *, resume: bool = False,
@@ -47,10 +51,7 @@ def finetune_run(run_dir, ft: Optional[FinetuneConfig] = None, *, resume: bool =
     fine-tuned encoders (paper §4); ``ft`` defaults to the run's ``finetune`` config. Writes
     ``<run>/finetune/`` (checkpoints, weights, results)."""
     ctx = _open(run_dir, device)
-    rows = finetune_stage(ctx, ft, resume=resume, console=console, progress=progress)
-    mark_done(run_dir, "finetune")
-    write_summary(ctx)
-    return rows
+    return _done(ctx, "finetune", finetune_stage(ctx, ft, resume=resume, console=console, progress=progress))
 
 
 def distill_run(run_dir, dc: Optional[DistillConfig] = None, *, resume: bool = False,
@@ -61,10 +62,7 @@ def distill_run(run_dir, dc: Optional[DistillConfig] = None, *, resume: bool = F
     ``<run>/distill/`` (or ``distill-ft/`` for the fine-tuned teacher)."""
     ctx = _open(run_dir, device)
     dc = dc or ctx.cfg.distill
-    rows = distill_stage(ctx, dc, resume=resume, console=console, progress=progress)
-    mark_done(run_dir, DISTILL_DIRS[dc.teacher])
-    write_summary(ctx)
-    return rows
+    return _done(ctx, DISTILL_DIRS[dc.teacher], distill_stage(ctx, dc, resume=resume, console=console, progress=progress))
 
 
 def evaluate_run(run_dir, stage: str, name: Optional[str] = None, device: Optional[str] = None):
