@@ -5,6 +5,7 @@ rich progress, exact resumption."""
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from contextlib import contextmanager, nullcontext
@@ -140,7 +141,7 @@ def _resume(module: nn.Module, optimizer: torch.optim.Optimizer, ckpt_dir: Optio
 def _schedule(optimizer: torch.optim.Optimizer, plan: _Plan, epochs: int, warmup_epochs: int, start: int):
     sched = warmup_cosine(optimizer, plan.steps * epochs, plan.steps * warmup_epochs)
     with warnings.catch_warnings():  # ... and is replayed to the resumed step (bit-exact)
-        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
         for _ in range(start * plan.steps):
             sched.step()
     return sched
