@@ -102,23 +102,18 @@ def get_layout(layout: Union[str, Skeleton]) -> Skeleton:
     return _BUILDERS[layout]()
 
 
-@register_layout("ntu25", "NTU RGB+D / Kinect v2, 25 joints, the ST-GCN/AimCLR/PSTL edge list (24 bones)")
-def ntu25() -> Skeleton:
-    return from_edges(NTU25_LINEAGE_EDGES, 25, joint_names=_NTU_NAMES, center=21, one_based=True,
-                      name="ntu25")
+def _kinect(edges, num_joints: int, names, center: int, name: str) -> Callable[[], Skeleton]:
+    # the Kinect layouts list their edges 1-based, as the SDK documentation and the lineage do
+    return lambda: from_edges(edges, num_joints, joint_names=names, center=center, one_based=True, name=name)
 
 
-@register_layout("ntu25-anatomical", "NTU RGB+D / Kinect v2, 25 joints, official Kinect topology")
-def ntu25_anatomical() -> Skeleton:
-    # Bone pairs follow this topology (tip and thumb minus the hand), not the lineage's chain.
-    return from_edges(NTU25_ANATOMICAL_EDGES, 25, joint_names=_NTU_NAMES, center=21, one_based=True,
-                      name="ntu25-anatomical")
-
-
-@register_layout("kinect20", "Kinect v1 SDK order, 20 joints (UTKinect, MSR Action3D, UTD-MHAD after reordering)")
-def kinect20() -> Skeleton:
-    return from_edges(KINECT20_EDGES, 20, joint_names=_KINECT20_NAMES, center=3, one_based=True,
-                      name="kinect20")
+register_layout("ntu25", "NTU RGB+D / Kinect v2, 25 joints, the ST-GCN/AimCLR/PSTL edge list (24 bones)")(
+    _kinect(NTU25_LINEAGE_EDGES, 25, _NTU_NAMES, 21, "ntu25"))
+# Bone pairs follow the official topology (tip and thumb minus the hand), not the lineage's chain.
+register_layout("ntu25-anatomical", "NTU RGB+D / Kinect v2, 25 joints, official Kinect topology")(
+    _kinect(NTU25_ANATOMICAL_EDGES, 25, _NTU_NAMES, 21, "ntu25-anatomical"))
+register_layout("kinect20", "Kinect v1 SDK order, 20 joints (UTKinect, MSR Action3D, UTD-MHAD after reordering)")(
+    _kinect(KINECT20_EDGES, 20, _KINECT20_NAMES, 3, "kinect20"))
 
 
 @register_layout("openpose18", "OpenPose-18 / Kinetics-skeleton, 2D")
