@@ -247,7 +247,7 @@ def distill(run_dir, layers, resume, no_progress, device, **options) -> None:
               help="pairings/n_joints/n_frames: one run per seed, mean ± std [0].")
 @click.option("--teacher", default=None, type=click.Choice(["linear", "finetune"]), help="[run config]")
 @click.option("--epochs", default=None, type=int,
-              help="Distillation (tau, layers) or pretraining epochs per value [run config].")
+              help="Distillation (tau, layers) or pretraining epochs per value, exactly (min_steps off) [run config].")
 @click.option("--tau", default=None, type=float, help="Fixed tau of a depth sweep [run config].")
 @_DEVICE
 def sweep(run_dir, what, values, device, seeds, **options) -> None:

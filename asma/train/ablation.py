@@ -130,8 +130,9 @@ def ablation_sweep(run_dir, what: str, values: Optional[Sequence] = None, seeds:
                    epochs: Optional[int] = None, device: Optional[str] = None,
                    console: Optional[Console] = None, progress: bool = False) -> List[Dict]:
     """``asma sweep --over pairings|n_joints|n_frames``: the sweep with the configuration of the
-    run in ``run_dir`` as the base (``epochs`` overrides its pretraining epochs, ``device`` where
-    it computes), written under ``<run_dir>/sweeps/``.
+    run in ``run_dir`` as the base (``epochs``: exactly that many pretraining epochs, its
+    ``pretrain.min_steps`` switched off; ``device`` where it computes), written under
+    ``<run_dir>/sweeps/``.
 
     ``values`` for ``pairings`` are ``"spatial-temporal"`` strings (e.g. ``"low-high"``).
     """
@@ -141,7 +142,7 @@ def ablation_sweep(run_dir, what: str, values: Optional[Sequence] = None, seeds:
     cfg = read_config(run_dir)
     cfg.streams = list(cfg.streams)
     if epochs is not None:
-        cfg.pretrain.epochs = int(epochs)
+        cfg.pretrain.epochs, cfg.pretrain.min_steps = int(epochs), 0
     if device:
         cfg.device = device
     out = Path(run_dir) / "sweeps"

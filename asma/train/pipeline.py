@@ -146,9 +146,23 @@ def _create(run_dir: Path, cfg: TrainConfig) -> None:
     barrier()
 
 
+class _StageClock:
+    """Wall and CPU seconds of one stage in this process, recorded in ``status.json``; a stage
+    continued from an earlier invocation's checkpoints records only this invocation's part and
+    ``"resumed": true``."""
+
+    def __init__(self, resumed: bool) -> None:
+        self.wall, self.cpu, self.resumed = time.perf_counter(), time.process_time(), resumed
+
+    def spent(self) -> Dict[str, Any]:
+        return {"seconds": round(time.perf_counter() - self.wall, 1),
+                "cpu_seconds": round(time.process_time() - self.cpu, 1), "resumed": self.resumed}
+
+
 def _pretrain_stage(cfg: TrainConfig, run_dir: Path, data: _Data, resume: bool, console: Optional[Console],
                     progress: bool, log: Callable[..., None]) -> List[Dict[str, Any]]:
     train, test = data
+    clock = _StageClock(_resumable(run_dir / "pretrain", resume))
     log(f"data: {cfg.data.label}, train {train.shape}, test "
         f"{test.shape}, {train.num_classes} classes, layout {train.skeleton.name}")
     with make_logger(run_dir, cfg.loggers) as logger:
@@ -156,7 +170,7 @@ def _pretrain_stage(cfg: TrainConfig, run_dir: Path, data: _Data, resume: bool, 
                          console=console, progress=progress, logger=logger)
     if is_main_process():
         save_encoders(model, run_dir, cfg, train)
-    mark_done(run_dir, "pretrain", epochs=cfg.pretrain.epochs)
+    mark_done(run_dir, "pretrain", epochs=cfg.pretrain.epochs, **clock.spent())
     barrier()
     return model.history
 
@@ -169,13 +183,14 @@ def _labelled_stage(ctx: RunContext, stage: str, status: Dict[str, Any], resume:
         log(f"{key}: finished earlier, results read from {run_dir / key}")
         return load_rows(run_dir, key)
     log(f"stage: {key}")
+    clock = _StageClock(resume and (run_dir / key).is_dir())
     if stage == "linear":
         rows = linear_stage(ctx, console=console, progress=progress)
     elif stage == "finetune":
         rows = finetune_stage(ctx, resume=resume, console=console, progress=progress)
     else:
         rows = distill_stage(ctx, resume=resume, console=console, progress=progress)
-    mark_done(run_dir, key)
+    mark_done(run_dir, key, **clock.spent())
     barrier()
     return rows
 

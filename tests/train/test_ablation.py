@@ -1,6 +1,7 @@
 """Masking ablations (Fig. 3 pairings, Table 7 counts) and the literal readings of Algorithm 1
 (raw anchor, shared projector)."""
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from asma.graph import get_layout
 from asma.models.asma import ASMa
 from asma.train import make_config
 from asma.train.ablation import PAIRINGS, ablation_sweep, count_sweep, pairing_sweep, parse_pairing
+from asma.train.config import pretrain_epochs
 from asma.train.pipeline import run_pipeline
 from asma.train.pretrain import batch_views, pretrain
 
@@ -147,3 +149,16 @@ def test_literal_options_pretrain_and_are_checked():
     cfg.model.anchor = "clean"
     with pytest.raises(ValueError, match="model.anchor must be 'augmented' or 'raw'"):
         pretrain(cfg, train, progress=False)
+
+
+def test_sweep_epochs_are_exact_even_with_min_steps(tmp_path, monkeypatch):
+    import asma.train.ablation as ab
+    cfg = _small()
+    cfg.pretrain.min_steps, cfg.run_dir = 1200, str(tmp_path / "base")
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "config.json").write_text(json.dumps(asdict(cfg)))
+    seen = {}
+    monkeypatch.setattr(ab, "count_sweep", lambda c, *a, **k: seen.update(cfg=c) or [])
+    ablation_sweep(tmp_path / "base", "n_joints", [3], epochs=4)
+    assert (seen["cfg"].pretrain.epochs, seen["cfg"].pretrain.min_steps) == (4, 0)
+    assert pretrain_epochs(seen["cfg"].pretrain, 1000) == 4  # not stretched to 1,200 steps

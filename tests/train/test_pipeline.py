@@ -42,6 +42,8 @@ def test_train_runs_every_stage_in_one_command(tmp_path):
     assert r.exit_code == 0, r.output
     status = _json(run / "status.json")
     assert list(status) == ["pretrain", "linear", "finetune", "distill-ft"]
+    for stage, info in status.items():  # each stage's cost is recorded (wall and this process's CPU)
+        assert info["seconds"] > 0 and info["cpu_seconds"] > 0 and info["resumed"] is False, stage
     res = _json(run / "results.json")
     names = [x["name"] for x in res["linear"] + res["finetune"] + res["distill-ft"]]
     assert names == ["random-init probe", "random-init aligned", "theta probe", "phi probe", "theta+phi average",
@@ -108,6 +110,8 @@ def test_interrupted_stages_resume_to_the_uninterrupted_numbers(tmp_path, monkey
             run_pipeline(_tiny_cfg(tmp_path / "cut"), resume=True, progress=False)
     out = run_pipeline(_tiny_cfg(tmp_path / "cut"), resume=True, progress=False)
     assert {r.name: r.top1 for r in out.rows} == pytest.approx(ref_rows, abs=0.01)
+    status = _json(tmp_path / "cut" / "status.json")  # continued stages say their seconds are partial
+    assert [k for k, v in status.items() if v["resumed"]] == ["pretrain", "finetune", "distill"]
     # finished stages were read back, not run again: one linear record in the metrics log
     log = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert sum(1 for x in log if x["stage"] == "linear") == 1
