@@ -52,7 +52,7 @@ DATASETS = {
                  "UTD-MHAD (cross-subject, 27 classes, 431 / 430 clips)"),
 }
 #: Table 7 analogue on 20 joints / 20 frames: n with k fixed, k with n fixed (the preset's 5 and 4).
-COUNTS = {"n_joints": (3, 5, 7, 9), "n_frames": (2, 4, 6, 8)}
+COUNTS = {"n_joints": (3, 5, 7), "n_frames": (2, 4, 6)}
 STUDENT_LP, STUDENT_FT = "student of linear teacher", "student of finetune teacher"
 
 
@@ -100,14 +100,18 @@ def run_seed(cfg: TrainConfig, run_dir: Path, console: Console) -> Dict:
 
 
 def run_seconds(run_dir: Path) -> float:
-    """Wall seconds of every stage of a run (``status.json``; over its sub-runs for 3 streams)."""
+    """Wall seconds of every stage of a run (over its sub-runs for 3 streams): each stage's
+    ``seconds`` in ``status.json``, or for runs that predate that record the time since the
+    previous stage finished (the first stage from the creation of the run's ``config.json``)."""
     subs = [d for d in run_dir.iterdir() if (d / "status.json").is_file()] if run_dir.is_dir() else []
     if (run_dir / "status.json").is_file():
         subs.append(run_dir)
     total = 0.0
     for d in subs:
-        status = json.loads((d / "status.json").read_text())
-        total += sum(float(v.get("seconds", 0.0)) for v in status.values())
+        prev = (d / "config.json").stat().st_mtime
+        for info in json.loads((d / "status.json").read_text()).values():
+            total += float(info["seconds"]) if "seconds" in info else info["time"] - prev
+            prev = info["time"]
     return total
 
 
@@ -215,7 +219,7 @@ def main() -> None:
     p.add_argument("--datasets", default="nwucla,utd-mhad", help=f"Any of {', '.join(DATASETS)}.")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--ablations", default="nwucla", help="Dataset of the Fig. 3 / Table 7 sweeps, or 'none'.")
-    p.add_argument("--ablation-epochs", type=int, default=20,
+    p.add_argument("--ablation-epochs", type=int, default=10,
                    help="Pretraining epochs per ablation run (NW-UCLA: 31 steps each; the tables' runs: 39).")
     p.add_argument("--only-ablations", action="store_true", help="Run only the sweeps (the tables need both).")
     p.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"))
