@@ -96,6 +96,17 @@ def folded_conv_bn(owner: nn.Module, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tup
     return cached[1], cached[2]
 
 
+def _tracing() -> bool:
+    """Under ``torch.jit`` tracing/scripting, ``torch.compile``, autocast or a dispatch mode (FLOP
+    counting, fake tensors): keep the module graph, which ONNX export traces and
+    :func:`~asma.models.count_flops` counts (the inference plan is plain fp32 eager code)."""
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+            or torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
+            or is_in_torch_dispatch_mode())
+
+
 class Dropout(nn.Module):
     r"""Inverted dropout, :math:`y = x \odot m / (1 - p)` with :math:`m_i \sim \mathrm{Bernoulli}(1 - p)`
     drawn as ``torch.rand_like(x) >= p`` from the global generator (seeded like ``nn.Dropout``):
@@ -317,6 +328,12 @@ class SpatioTemporalEncoder(Backbone):
         return x
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        if not (self.training or torch.is_grad_enabled() or _tracing()):
+            from .inference import cached_plan  # imports .stgcn, which imports this module
+            plan = cached_plan(self)
+            if plan is not None:
+                self.check_input(x)
+                return plan(x)
         n, m = x.shape[0], x.shape[-1]
         y = self.embed(x)
         d, t = y.shape[1], y.shape[2]
