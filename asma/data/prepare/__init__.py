@@ -7,12 +7,14 @@ Pipeline of :func:`prepare_dataset`:
    (NTU), duplicates (the same sample twice: the first path wins) and files that do not belong
    to the dataset; all are named in the report.
 2. **parse + preprocess** in chunks with a ``ProcessPoolExecutor``: each chunk becomes a part
-   file ``part-00012.npz`` in a work directory ``<out>/.asma-work/<dataset>-<settings hash>/``,
+   file ``part-00012.npz`` (labels, names, metadata, report) plus its clips as a plain
+   ``part-00012.data.npy``, in a work directory ``<out>/.asma-work/<dataset>-<settings hash>/``,
    written atomically. A re-run with the same settings reuses finished parts whose raw files
    are unchanged (size and modification time), i.e. it resumes after Ctrl-C, a crash or a bad
    file; different settings use a different work directory.
 3. **assemble** one store per benchmark and part, ``<out>/<dataset>-<benchmark>/{train,test}``
-   (see :mod:`asma.data.store`), written into a temporary directory and moved into place.
+   (see :mod:`asma.data.store`): the parts' clips memory-mapped and copied once into the stores,
+   which are written into temporary directories, flushed side by side and moved into place.
 4. **report**: ``<out>/<dataset>-prepare-report.json`` lists skipped, duplicate, bad (file, line,
    reason) and unassigned samples, counts and timings; the work directory is deleted.
 

@@ -1,5 +1,8 @@
-"""Part files ``<work>/part-00012.npz``: one chunk's preprocessed samples, written atomically, with
-a fingerprint of its raw files so that a re-run reuses finished, unchanged parts (resume)."""
+"""Part files ``<work>/part-00012.npz``: one chunk's labels, names, metadata and report, with a
+fingerprint of its raw files so that a re-run reuses finished, unchanged parts (resume); the
+chunk's clips are a plain ``part-00012.data.npy`` beside it, which the store writer memory-maps
+(no zip member to read and check into memory before the copy into the stores). Both are written
+atomically, the data first, so a finished ``.npz`` always has its data."""
 from __future__ import annotations
 
 import json
@@ -31,8 +34,11 @@ def _save_part(part_path: str, samples, meta_keys: Sequence[str], sample_shape, 
     data = np.zeros((n,) + tuple(sample_shape), np.float32)
     for i, s in enumerate(samples):
         data[i] = s[0]
+    tmp = f"{_data_path(part_path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    with open(tmp, "wb") as fh:  # a file object: np.save appends no suffix to the temporary name
+        np.save(fh, data)
+    os.replace(tmp, _data_path(part_path))
     arrays = {
-        "data": data,
         "labels": np.array([s[1] for s in samples], dtype=np.int64),
         "names": np.array([s[3] for s in samples], dtype=str) if n else np.zeros(0, "<U1"),
         "report": np.array(json.dumps({"bad": bad, "notes": notes, "fingerprint": fingerprint or []})),
@@ -42,6 +48,20 @@ def _save_part(part_path: str, samples, meta_keys: Sequence[str], sample_shape, 
     tmp = f"{part_path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, part_path)
+
+
+def _data_path(part_path) -> Path:
+    """``part-00012.npz`` -> ``part-00012.data.npy``."""
+    return Path(part_path).with_suffix(".data.npy")
+
+
+def _load_part_data(part_path) -> np.ndarray:
+    """The part's clips, memory-mapped read-only.
+
+    Shapes:
+        - **output**: :math:`(n, C, T, V, M)` float32
+    """
+    return np.load(_data_path(part_path), mmap_mode="r", allow_pickle=False)
 
 
 def _load_part_meta(path: Path, meta_keys: Sequence[str]) -> Dict[str, Any]:
@@ -54,9 +74,11 @@ def _load_part_meta(path: Path, meta_keys: Sequence[str]) -> Dict[str, Any]:
 
 
 def _part_ok(path: Path, meta_keys: Sequence[str], fingerprint: List[List]) -> bool:
-    """A finished part is reused when it loads and its raw files are unchanged."""
+    """A finished part is reused when it and its data load, agree in length, and its raw files are
+    unchanged."""
     try:
-        rep = _load_part_meta(path, meta_keys)["report"]
+        meta = _load_part_meta(path, meta_keys)
+        n = _load_part_data(path).shape[0]
     except Exception:
         return False
-    return rep.get("fingerprint") == fingerprint
+    return meta["report"].get("fingerprint") == fingerprint and n == meta["n"]

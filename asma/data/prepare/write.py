@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..preprocess import PreprocessConfig
+from .parts import _load_part_data
 from .specs import PREPARE_VERSION, DatasetSpec, ProgressFn
 
 
@@ -47,8 +49,7 @@ def _write_stores(out: Path, dataset: str, spec: DatasetSpec, cfg: PreprocessCon
                 stores[sname][part_name] = int(m.sum())
         offset = 0
         for pi, p in enumerate(part_paths):
-            with np.load(p, allow_pickle=False) as z:
-                data = z["data"]
+            data = _load_part_data(p)  # memory-mapped: copied once, into the stores
             n = parts[pi]["n"]
             sl = slice(offset, offset + n)
             for (b, part_name), w in writers.items():
@@ -63,9 +64,15 @@ def _write_stores(out: Path, dataset: str, spec: DatasetSpec, cfg: PreprocessCon
                 progress("write", pi + 1, len(part_paths))
         info_common = {"dataset": dataset, "preprocessing": cfg.to_dict(), "body_rule": body_rule,
                        "source": str(raw), "prepare_version": PREPARE_VERSION}
-        for (b, part_name), w in writers.items():
-            w.commit({**info_common, "split": {"benchmark": b, "part": part_name, **split_info[b]},
-                      "name": f"{dataset}-{b}"})
+
+        def commit(key: Tuple[str, str]) -> None:
+            b, part_name = key
+            writers[key].commit({**info_common, "split": {"benchmark": b, "part": part_name, **split_info[b]},
+                                 "name": f"{dataset}-{b}"})
+
+        # each commit mostly waits for its msync + fsync: the stores' flushes overlap on the disk
+        with ThreadPoolExecutor(max_workers=len(writers)) as pool:
+            list(pool.map(commit, writers))
         for b, tmp in tmp_dirs.items():
             replace_dir_atomic(tmp, out / f"{dataset}-{b}")
     except BaseException:
