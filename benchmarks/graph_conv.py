@@ -6,8 +6,11 @@ process: eval latency at batch 1 and forward + backward at a training batch.
 PSTL's encoder is the lineage's ``st_gcn.Model`` (ST-GCN / AimCLR / PSTL ``net/st_gcn.py``),
 reproduced below with plain ``nn`` modules: convolution-first graph convolution, BatchNorm modules
 in eval, ``avg_pool2d`` pooling. asma's differs in the order of the graph product (aggregate first)
-and, in eval, in BatchNorm folded into the convolutions. Both run interleaved, so each repeat's
-ratio is what to read on a shared machine; the table gives the range over the repeats.
+and, in eval without gradients, runs its cached channels-last inference plan
+(:mod:`asma.models.inference`: every BatchNorm folded, one matmul per graph aggregation); the
+"asma modules" column is the same model through its modules (``module_graph()``, BatchNorm folded
+per block). All run interleaved, so each repeat's ratio is what to read on a shared machine; the
+table gives the range over the repeats.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from asma.models import create_backbone
+from asma.models.inference import module_graph
 from asma.models.stgcn import STGCN
 
 
@@ -90,12 +94,12 @@ def _seconds(fn: Callable[[], None], calls: int) -> float:
     return (time.perf_counter() - t0) / calls
 
 
-def paired_ms(ref: Callable[[], None], new: Callable[[], None], repeats: int, calls: int) -> Tuple[List[float], List[float]]:
-    """Mean milliseconds per call of ``ref`` and ``new``, interleaved, one pair per repeat."""
-    for fn in (ref, new):
+def paired_ms(fns: List[Callable[[], None]], repeats: int, calls: int) -> Tuple[List[float], ...]:
+    """Mean milliseconds per call of each of ``fns``, interleaved, one value each per repeat."""
+    for fn in fns:
         _seconds(fn, max(2, calls // 5))
-    pairs = [(1e3 * _seconds(ref, calls), 1e3 * _seconds(new, calls)) for _ in range(repeats)]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+    rows = [[1e3 * _seconds(fn, calls) for fn in fns] for _ in range(repeats)]
+    return tuple([row[i] for row in rows] for i in range(len(fns)))
 
 
 def models(seed: int = 0) -> Tuple[STGCN, LineageSTGCN]:
@@ -124,10 +128,14 @@ def main() -> None:
     with torch.no_grad():
         diff = (model.eval()(one)[0] - ref.eval()(one)).abs().max().item()
 
-    def infer(m: nn.Module) -> Callable[[], None]:
+    def infer(m: nn.Module, plan: bool = True) -> Callable[[], None]:
         def run() -> None:
             with torch.no_grad():
-                m(one)
+                if plan:
+                    m(one)
+                else:
+                    with module_graph():
+                        m(one)
         return run
 
     def step(m: nn.Module, out: Callable) -> Callable[[], None]:
@@ -138,17 +146,19 @@ def main() -> None:
 
     table = Table(title=f"paper encoder vs PSTL's (same weights, pooled features differ by {diff:.1e}): "
                         f"eval at batch 1 (no grad), fwd+bwd at batch {args.batch}; {args.repeats} repeats")
-    for col in ("threads", "PSTL batch-1 ms", "asma batch-1 ms", "asma / PSTL",
+    for col in ("threads", "PSTL batch-1 ms", "asma batch-1 ms", "asma / PSTL", "asma modules / PSTL",
                 "PSTL fwd+bwd ms", "asma fwd+bwd ms", "asma / PSTL "):
         table.add_column(col, justify="right")
     for threads in args.threads:
         torch.set_num_threads(threads)
         model.eval(), ref.eval()
-        r1, a1 = paired_ms(infer(ref), infer(model), args.repeats, args.calls)
+        r1, a1, g1 = paired_ms([infer(ref), infer(model), infer(model, plan=False)], args.repeats, args.calls)
         model.train(), ref.train()
-        r2, a2 = paired_ms(step(ref, lambda y: y), step(model, lambda y: y[0]), args.repeats, 1)
+        r2, a2 = paired_ms([step(ref, lambda y: y), step(model, lambda y: y[0])], args.repeats, 1)
         q1, q2 = sorted(a / r for a, r in zip(a1, r1)), sorted(a / r for a, r in zip(a2, r2))
+        qg = sorted(g / r for g, r in zip(g1, r1))
         table.add_row(str(threads), f"{min(r1):.2f}", f"{min(a1):.2f}", f"{q1[0]:.2f}-{q1[-1]:.2f}x",
+                      f"{qg[0]:.2f}-{qg[-1]:.2f}x",
                       f"{min(r2):.0f}", f"{min(a2):.0f}", f"{q2[0]:.2f}-{q2[-1]:.2f}x")
     Console(width=160).print(table)
 

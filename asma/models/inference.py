@@ -17,8 +17,9 @@ state that is saved: ``state_dict`` is the module's. Nothing is compiled or trac
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +29,18 @@ from .spatiotemporal import SpatioTemporalEncoder, batchnorm_affine, fold_conv_b
 from .stgcn import GraphConv
 
 _CL = torch.channels_last
+_DISABLED = [0]  # depth of nested module_graph() blocks
+
+
+@contextmanager
+def module_graph() -> Iterator[None]:
+    """Within this block encoders run through their modules in eval too (no plan): to compare
+    timings (``benchmarks/graph_conv.py``) or to rule the plan out when debugging."""
+    _DISABLED[0] += 1
+    try:
+        yield
+    finally:
+        _DISABLED[0] -= 1
 
 
 @dataclass
@@ -145,11 +158,13 @@ class STGCNPlan:
 def cached_plan(model: SpatioTemporalEncoder) -> Optional[STGCNPlan]:
     """``model``'s :class:`STGCNPlan`, cached on the module while every parameter and buffer keeps
     its storage and version (an optimiser step, ``load_state_dict`` or ``.to()`` rebuilds it);
-    ``None`` when the model is not :func:`plannable`.
+    ``None`` when the model is not :func:`plannable` or inside :func:`module_graph`.
 
     Shapes:
         - see :class:`STGCNPlan`
     """
+    if _DISABLED[0]:
+        return None
     tensors = [*model.parameters(), *model.buffers()]
     key = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
     cached = model.__dict__.get("_inference_plan")

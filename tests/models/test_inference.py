@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from asma.models import create_backbone
-from asma.models.inference import cached_plan
+from asma.models.inference import cached_plan, module_graph
 
 
 def _module_graph(model, x):
@@ -98,3 +98,16 @@ def test_models_the_plan_does_not_cover_use_the_module_graph():
     stgcn = create_backbone("stgcn", channels=[8], strides=[1]).eval()
     with torch.no_grad(), pytest.raises(ValueError, match="V=20 joints"):
         stgcn(torch.randn(1, 3, 6, 20, 2))
+
+
+def test_module_graph_block_runs_the_modules():
+    """Inside module_graph() no plan is built or used (nested blocks too); outside it is again."""
+    torch.manual_seed(0)
+    model = _randomise_norms(create_backbone("stgcn", channels=[8, 16], strides=[1, 2])).eval()
+    x = torch.randn(1, 3, 9, 25, 2)
+    with torch.no_grad():
+        with module_graph(), module_graph():
+            inside = model(x)[0]
+            assert cached_plan(model) is None and "_inference_plan" not in model.__dict__
+        assert cached_plan(model) is not None
+        torch.testing.assert_close(model(x)[0], inside, rtol=2e-5, atol=2e-5)
