@@ -111,3 +111,15 @@ def test_module_graph_block_runs_the_modules():
             assert cached_plan(model) is None and "_inference_plan" not in model.__dict__
         assert cached_plan(model) is not None
         torch.testing.assert_close(model(x)[0], inside, rtol=2e-5, atol=2e-5)
+
+
+def test_a_replaced_layer_or_parameter_rebuilds_the_plan():
+    torch.manual_seed(0)
+    model = _randomise_norms(create_backbone("stgcn", channels=[8, 16], strides=[1, 2])).eval()
+    x = torch.randn(1, 3, 9, 25, 2)
+    with torch.no_grad():
+        model(x)
+        other = _randomise_norms(create_backbone("stgcn", channels=[8, 16], strides=[1, 2]), seed=3)
+        model.blocks[1].tcn = other.blocks[1].tcn  # a replaced submodule
+        model.edge_importance[0] = torch.nn.Parameter(torch.full_like(model.A, 0.5))  # a replaced tensor
+        torch.testing.assert_close(model(x)[0], _module_graph(model, x)[0], rtol=2e-5, atol=2e-5)
