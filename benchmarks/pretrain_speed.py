@@ -8,7 +8,11 @@ setting is per process). ``--variants``:
 
 - ``tuned``: the library's step (:func:`asma.train.pretrain.asma_step`): one encoder's forward +
   backward at a time, Gram-form Barlow Twins, fused Adam, glibc allocator tuning, aggregate-first
-  graph convolution, ``rand_like`` dropout masks;
+  graph convolution, ``rand_like`` dropout masks, the temporal unit's BatchNorm + ReLU recomputed
+  in backward (not stored);
+- ``tuned-low``: ``tuned`` with ``pretrain.memory = "low"`` (:func:`asma.models.spatiotemporal.set_memory`:
+  each block's graph convolution output recomputed in backward too, only block inputs and
+  temporal-convolution outputs stored);
 - ``untuned``: the same model with one joint backward, D x D cross-correlation, unfused Adam and
   glibc defaults;
 - ``pstl``: the reference PSTL step: ONE ST-GCN-16 encoder, the lineage's ``st_gcn.Model``
@@ -18,7 +22,7 @@ setting is per process). ``--variants``:
   ``torch.optim.Adam`` defaults, glibc defaults. Its FLOPs are counted the same way.
 
     python benchmarks/pretrain_speed.py [--batch 32 64] [--frames 50] [--steps 3]
-        [--variants tuned untuned pstl] [--bf16] [--threads 2]
+        [--variants tuned tuned-low untuned pstl] [--bf16] [--threads 2]
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ from rich.table import Table
 from asma.losses import BarlowTwinsLoss
 from asma.train.loop import Backward
 
-VARIANTS = ("tuned", "untuned", "pstl")
+VARIANTS = ("tuned", "tuned-low", "untuned", "pstl")
 
 
 def conv_peak(threads: int) -> Dict[str, float]:
@@ -120,20 +124,22 @@ class Timers:
 def build(variant: str, skel, timers: Timers):
     """The model, optimizer and encoder groups of ``variant``, with timers on its parts."""
     from asma.models.asma import ASMa
+    from asma.models.spatiotemporal import set_memory
     from asma.train.optim import adam
     if variant == "pstl":
         model = PSTLStep(skel)
     else:
         model = ASMa(skel, 3, projector=(6144,) * 3, backbone_cfg={"dropout": 0.5})
-        model.loss_fn.form = "auto" if variant == "tuned" else "cross"
+        model.loss_fn.form = "cross" if variant == "untuned" else "auto"
+        set_memory(model, "low" if variant == "tuned-low" else "fast")
     params = list(model.parameters())
-    opt = adam(params, lr=1e-4) if variant == "tuned" else torch.optim.Adam(params, lr=1e-4)
+    opt = torch.optim.Adam(params, lr=1e-4) if variant in ("untuned", "pstl") else adam(params, lr=1e-4)
     for enc in model.encoders.values():
         enc.forward = timers.wrap(enc.forward, "encoders fwd")
     for m in model.maskers.values():
         m.joint_view, m.frame_view = timers.wrap(m.joint_view, "mask"), timers.wrap(m.frame_view, "mask")
     model.forward = timers.wrap(model.forward, "model fwd")
-    groups = [(k,) for k in model.encoders] if variant == "tuned" else [tuple(model.encoders)]
+    groups = [tuple(model.encoders)] if variant in ("untuned", "pstl") else [(k,) for k in model.encoders]
     return model, opt, groups
 
 
@@ -158,7 +164,7 @@ def worker(batch: int, frames: int, steps: int, variant: str, bf16: bool, thread
     from asma.train.allocator import tune_allocator
     from asma.train.pretrain import asma_step, batch_views
 
-    if variant == "tuned":
+    if variant.startswith("tuned"):
         tune_allocator()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -196,7 +202,7 @@ def worker(batch: int, frames: int, steps: int, variant: str, bf16: bool, thread
 def run_case(batch: int, frames: int, steps: int, variant: str, bf16: bool, threads: int) -> Dict[str, float]:
     cmd = [sys.executable, __file__, "--worker", "--batch", str(batch), "--frames", str(frames), "--steps", str(steps),
            "--variants", variant, "--threads", str(threads)] + (["--bf16"] if bf16 else [])
-    env = {**os.environ, "ASMA_MALLOC_TUNING": "1" if variant == "tuned" else "0"}
+    env = {**os.environ, "ASMA_MALLOC_TUNING": "1" if variant.startswith("tuned") else "0"}
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 

@@ -8,7 +8,7 @@ The parameter names follow the ST-GCN lineage (``data_bn``, ``blocks.<i>.gcn``, 
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -96,6 +96,29 @@ def folded_conv_bn(owner: nn.Module, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tup
     return cached[1], cached[2]
 
 
+#: ``set_memory`` modes: ``"fast"`` keeps every activation backward needs, ``"low"`` recomputes the
+#: cheap ones in backward (see ``benchmarks/README.md``: peak memory against step time).
+MEMORY_MODES = ("fast", "low")
+
+
+def set_memory(module: nn.Module, mode: str) -> nn.Module:
+    """Set how ``module``'s layers trade memory for time in training: every submodule with a
+    ``recompute`` attribute (:class:`SpatioTemporalBlock`) recomputes more of its intermediate
+    tensors in backward under ``"low"`` instead of storing them (same values and gradients; for
+    ST-GCN the graph convolution's output, about 9% more encoder time); ``"fast"`` (the default)
+    stores them. Returns ``module``.
+
+    Raises:
+        ValueError: ``mode`` is not one of :data:`MEMORY_MODES`.
+    """
+    if mode not in MEMORY_MODES:
+        raise ValueError(f"memory mode must be one of {MEMORY_MODES}, got {mode!r}")
+    for m in module.modules():
+        if hasattr(m, "recompute"):
+            m.recompute = mode == "low"
+    return module
+
+
 def _tracing() -> bool:
     """Under ``torch.jit`` tracing/scripting, ``torch.compile``, autocast or a dispatch mode (FLOP
     counting, fake tensors): keep the module graph, which ONNX export traces and
@@ -136,6 +159,36 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
+class _RecomputedUnit(torch.autograd.Function):
+    """``conv(relu(bn(pre(x, *pre_tensors))))`` (``pre`` None: the identity) of a training
+    :class:`TemporalConv`, storing only ``x`` and the tensors for backward: ``pre``'s output and
+    ``relu(bn(.))`` are recomputed there with the same batch statistics."""
+
+    @staticmethod
+    def forward(ctx, pre: Optional[Callable[..., Tensor]], bn: nn.BatchNorm2d, conv: nn.Conv2d, x: Tensor,
+                gamma: Tensor, beta: Tensor, weight: Tensor, bias: Optional[Tensor], *pre_tensors: Tensor) -> Tensor:
+        with torch.no_grad():
+            h = x if pre is None else pre(x, *pre_tensors)
+            y = conv(F.relu(bn(h), inplace=True))  # bn(h) updates the running statistics, once
+        ctx.save_for_backward(x, gamma, beta, weight, *pre_tensors)
+        ctx.pre, ctx.eps, ctx.conv, ctx.has_bias = pre, bn.eps, conv, bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, gamma, beta, weight, *pre_tensors = ctx.saved_tensors
+        conv = ctx.conv
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_() for t in (x, gamma, beta, *pre_tensors)]
+            h = leaves[0] if ctx.pre is None else ctx.pre(leaves[0], *leaves[3:])
+            h = F.relu(F.batch_norm(h, None, None, leaves[1], leaves[2], True, 0.0, ctx.eps))
+        gh, gw, gb = torch.ops.aten.convolution_backward(
+            grad, h.detach(), weight, [weight.shape[0]], list(conv.stride), list(conv.padding), list(conv.dilation),
+            False, [0, 0], conv.groups, [True, True, ctx.has_bias])
+        gx, g_gamma, g_beta, *g_pre = torch.autograd.grad(h, leaves, gh)
+        return (None, None, None, gx, g_gamma, g_beta, gw, gb if ctx.has_bias else None, *g_pre)
+
+
 class TemporalConv(nn.Sequential):
     r"""ST-GCN's temporal unit: BN, ReLU, a :math:`k_t \times 1` convolution with stride :math:`s`
     over time (same padding), BN, :class:`Dropout` (``tcn.0`` .. ``tcn.4``, as in the lineage):
@@ -152,6 +205,13 @@ class TemporalConv(nn.Sequential):
     Shapes:
         - **x**: :math:`(B, C, T, V)`
         - **output**: :math:`(B, C, \lceil T/s \rceil, V)`
+
+    In training (with gradients, outside autocast) the first BatchNorm, the ReLU and the
+    convolution run as one autograd node that stores only the unit's input:
+    :math:`\mathrm{ReLU}(\mathrm{BN}(\mathbf{X}))` (the convolution's input) is recomputed in
+    backward from the same batch statistics (an elementwise pass, no slower step measured), so one
+    activation per block fewer is kept, with the values and gradients of the stored path; the
+    running statistics are updated once, in forward.
     """
 
     def __init__(self, channels: int, stride: int = 1, kernel_size: int = 9, dropout: float = 0.0):
@@ -161,6 +221,19 @@ class TemporalConv(nn.Sequential):
         super().__init__(nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
                          nn.Conv2d(channels, channels, (kernel_size, 1), (stride, 1), (pad, 0)),
                          nn.BatchNorm2d(channels), Dropout(dropout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+            return self.recomputed(x)
+        return super().forward(x)
+
+    def recomputed(self, x: Tensor, pre: Optional[Callable[..., Tensor]] = None,
+                   pre_tensors: Sequence[Tensor] = ()) -> Tensor:
+        """The training forward of ``self(pre(x, *pre_tensors))`` storing ``x`` and
+        ``pre_tensors`` (not ``pre``'s output nor the ReLU output) for backward."""
+        bn, conv = self[0], self[2]
+        y = _RecomputedUnit.apply(pre, bn, conv, x, bn.weight, bn.bias, conv.weight, conv.bias, *pre_tensors)
+        return self[4](self[3](y))
 
     def reset_parameters(self) -> None:
         """Re-initialise the convolution and both BatchNorms."""
@@ -185,10 +258,18 @@ class SpatioTemporalBlock(nn.Module):
         stride, temporal_kernel, dropout: see :class:`TemporalConv`.
         residual (bool): use a residual branch.
 
+    With ``recompute = True`` (:func:`set_memory` ``"low"``; training, outside autocast) and a
+    spatial layer offering ``recomputable(*graph)`` (:class:`~asma.models.stgcn.GraphConv`), the
+    spatial layer, the first BatchNorm, the ReLU and the temporal convolution run as one autograd
+    node storing only the block input: the spatial layer's output (and its aggregated
+    :math:`K \cdot C_{in}`-channel tensor) is recomputed in backward, not stored.
+
     Shapes:
         - **x**: :math:`(B, C_{in}, T, V)`; ``*graph``: passed to the spatial layer
         - **output**: :math:`(B, C_{out}, \lceil T/s \rceil, V)`
     """
+
+    recompute = False
 
     def __init__(self, spatial: nn.Module, in_channels: int, out_channels: int, stride: int = 1,
                  temporal_kernel: int = 9, dropout: float = 0.0, residual: bool = True):
@@ -215,7 +296,11 @@ class SpatioTemporalBlock(nn.Module):
     def forward(self, x: Tensor, *graph: Tensor) -> Tensor:
         if not self.training and foldable(self.tcn[0]) and foldable(self.tcn[3]):
             return self.forward_folded(x, *graph)
-        y = self.tcn(self.gcn(x, *graph))
+        if (self.recompute and hasattr(self.gcn, "recomputable") and torch.is_grad_enabled()
+                and not torch.is_autocast_enabled(x.device.type)):
+            y = self.tcn.recomputed(x, *self.gcn.recomputable(*graph))
+        else:
+            y = self.tcn(self.gcn(x, *graph))
         if self.residual is not None:
             y = y + self.residual(x)
         return self.relu(y)

@@ -1,7 +1,8 @@
 """ST-GCN (Yan et al., 2018) as used by the AimCLR / PSTL / ASMa lineage, with a dense graph einsum."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from functools import partial
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,10 @@ class GraphConv(nn.Module):
         out_channels (int): :math:`C_{out}`.
         num_partitions (int): :math:`K`.
 
+    :meth:`recomputable` gives the layer as a function of its input and tensors, which a training
+    block in ``"low"`` memory mode (:func:`~asma.models.spatiotemporal.set_memory`) recomputes in
+    backward instead of storing the aggregated :math:`K \cdot C_{in}`-channel tensor and the output.
+
     ``affine=(scale, shift)`` returns :math:`s_o \mathbf{Y}_o + t_o` per output channel, folded
     into the :math:`1\times1` weight and the bias (an eval BatchNorm after the layer; see
     :meth:`~asma.models.spatiotemporal.SpatioTemporalBlock.forward_folded`).
@@ -54,17 +59,40 @@ class GraphConv(nn.Module):
         self.conv.reset_parameters()
 
     def forward(self, x: Tensor, A: Tensor, affine: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
-        n, _, t, v = x.shape
-        # channel counts as Python ints (not x.shape), so an ONNX trace keeps the weight shape static
-        K, o, c = self.num_partitions, self.out_channels, self.conv.in_channels
-        z = torch.einsum("nctv,kvw->nkctw", x, A).reshape(n, K * c, t, v)
-        # conv.weight[k * C_out + o, c] -> weight[o, k * C_in + c]
-        weight = self.conv.weight.view(K, o, c).transpose(0, 1).reshape(o, K * c, 1, 1)
-        bias = torch.einsum("ko,kw->ow", self.conv.bias.view(K, o), A.sum(dim=1))
         if affine is not None:
             scale, shift = affine
-            weight, bias = weight * scale.view(o, 1, 1, 1), bias * scale[:, None] + shift[:, None]
-        return nn.functional.conv2d(z, weight) + bias.unsqueeze(1)
+            return graph_conv(x, A, self.conv.weight, self.conv.bias, self._sizes, scale, shift)
+        return graph_conv(x, A, self.conv.weight, self.conv.bias, self._sizes)
+
+    def recomputable(self, A: Tensor) -> Tuple[Callable[..., Tensor], Tuple[Tensor, ...]]:
+        """``(fn, tensors)`` with ``fn(x, *tensors) == self(x, A)``, for recomputation in backward."""
+        return partial(graph_conv, sizes=self._sizes), (A, self.conv.weight, self.conv.bias)
+
+    @property
+    def _sizes(self) -> Tuple[int, int, int]:
+        # Python ints (not from a tensor's shape), so an ONNX trace keeps the weight shape static
+        return self.num_partitions, self.out_channels, self.conv.in_channels
+
+
+def graph_conv(x: Tensor, A: Tensor, weight: Tensor, bias: Tensor, sizes: Tuple[int, int, int],
+               scale: Optional[Tensor] = None, shift: Optional[Tensor] = None) -> Tensor:
+    r""":class:`GraphConv`'s value with its :math:`1\times1` convolution's ``weight``
+    :math:`(K C_{out}, C_{in}, 1, 1)` and ``bias`` :math:`(K C_{out},)`, aggregate-first;
+    ``sizes`` is :math:`(K, C_{out}, C_{in})`; with ``scale``/``shift`` :math:`(C_{out},)` an affine
+    map per output channel folded in.
+
+    Shapes:
+        - **x**: :math:`(N, C_{in}, T, V)`, **A**: :math:`(K, V, V)` -> :math:`(N, C_{out}, T, V)`
+    """
+    n, _, t, v = x.shape
+    K, o, c = sizes
+    z = torch.einsum("nctv,kvw->nkctw", x, A).reshape(n, K * c, t, v)
+    # conv.weight[k * C_out + o, c] -> weight[o, k * C_in + c]
+    w = weight.view(K, o, c).transpose(0, 1).reshape(o, K * c, 1, 1)
+    b = torch.einsum("ko,kw->ow", bias.view(K, o), A.sum(dim=1))
+    if scale is not None:
+        w, b = w * scale.view(o, 1, 1, 1), b * scale[:, None] + shift[:, None]
+    return nn.functional.conv2d(z, w) + b.unsqueeze(1)
 
 
 class STGCN(SpatioTemporalEncoder):

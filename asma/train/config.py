@@ -74,10 +74,14 @@ class OptimConfig(ScheduleConfig):
         min_steps: at least this many optimizer steps: a small dataset gets more epochs (the
             epochs run are :func:`pretrain_epochs`; 0 = exactly ``epochs``). The warm-up stays
             ``warmup_epochs`` epochs.
+        memory: ``"fast"`` stores every activation backward needs; ``"low"`` recomputes the
+            cheap ones in backward (:func:`asma.models.spatiotemporal.set_memory`: same values and
+            gradients, lower peak memory, a slower step; docs/training.md).
     """
 
     warmup_epochs: int = 10
     min_steps: int = 0
+    memory: str = "fast"
 
 
 def pretrain_epochs(oc: OptimConfig, n_train: int) -> int:

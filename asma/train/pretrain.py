@@ -13,6 +13,7 @@ from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..data.transforms import Augment
 from ..models.asma import ASMa
+from ..models.spatiotemporal import set_memory
 from .config import TrainConfig, pretrain_epochs
 from .distributed import init_for_device
 from .engine import Device, resolve_device, torch_threads
@@ -115,7 +116,7 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
                          f"processes ({world})")
     with torch_threads(cfg.threads):
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg, skel, train.shape[1], num_coords).to(device)
+        model = set_memory(build_model(cfg, skel, train.shape[1], num_coords), oc.memory).to(device)
         opt = adam(model.parameters(), lr=oc.lr, weight_decay=oc.weight_decay)
         augment = Augment(cfg.augment, skel.flip_perm, num_coords)
         data = torch.from_numpy(np.array(train.data, dtype=np.float32))  # a writable in-memory copy
