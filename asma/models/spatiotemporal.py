@@ -12,6 +12,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from ..graph import Skeleton
@@ -175,6 +176,7 @@ class _RecomputedUnit(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):
         x, gamma, beta, weight, *pre_tensors = ctx.saved_tensors
         conv = ctx.conv
@@ -223,9 +225,14 @@ class TemporalConv(nn.Sequential):
                          nn.BatchNorm2d(channels), Dropout(dropout))
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training and torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+        if self.can_recompute(x):
             return self.recomputed(x)
         return super().forward(x)
+
+    def can_recompute(self, x: Tensor) -> bool:
+        """Whether :meth:`recomputed` applies: the first BatchNorm normalises with batch statistics
+        (training), gradients are on and autocast is off."""
+        return self[0].training and torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
 
     def recomputed(self, x: Tensor, pre: Optional[Callable[..., Tensor]] = None,
                    pre_tensors: Sequence[Tensor] = ()) -> Tensor:
@@ -296,8 +303,7 @@ class SpatioTemporalBlock(nn.Module):
     def forward(self, x: Tensor, *graph: Tensor) -> Tensor:
         if not self.training and foldable(self.tcn[0]) and foldable(self.tcn[3]):
             return self.forward_folded(x, *graph)
-        if (self.recompute and hasattr(self.gcn, "recomputable") and torch.is_grad_enabled()
-                and not torch.is_autocast_enabled(x.device.type)):
+        if self.recompute and hasattr(self.gcn, "recomputable") and self.tcn.can_recompute(x):
             y = self.tcn.recomputed(x, *self.gcn.recomputable(*graph))
         else:
             y = self.tcn(self.gcn(x, *graph))

@@ -75,6 +75,23 @@ def test_eval_mode_and_no_grad_ignore_the_memory_mode():
         torch.testing.assert_close(enc(x)[0], ref(x)[0])
 
 
+def test_frozen_batchnorm_statistics_keep_the_stored_path():
+    """BatchNorms in eval inside a training encoder (fine-tuning with frozen statistics): no
+    recomputation with batch statistics, the gradients of the fast path."""
+    grads = {}
+    for mode in ("fast", "low"):
+        torch.manual_seed(0)
+        enc = set_memory(create_backbone("stgcn", "ntu25", 3, hidden_channels=4, out_channels=16, dropout=0.0), mode)
+        for m in enc.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.eval()
+        enc(torch.randn(2, 3, 12, 25, 2))[0].square().sum().backward()
+        grads[mode] = [p.grad for p in enc.parameters()]
+    for a, b in zip(grads["low"], grads["fast"]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_unknown_memory_mode_is_refused():
     with pytest.raises(ValueError, match="memory mode must be one of"):
         set_memory(torch.nn.Linear(2, 2), "tiny")
