@@ -101,28 +101,40 @@ def run_seed(cfg: TrainConfig, run_dir: Path, console: Console) -> Dict:
 
 def run_seconds(run_dir: Path) -> float:
     """Wall seconds of every stage of a run (over its sub-runs for 3 streams): each stage's
-    ``seconds`` in ``status.json``, or for runs that predate that record the time since the
-    previous stage finished (the first stage from the creation of the run's ``config.json``)."""
+    ``seconds`` in ``status.json``; for runs that predate that record, pretraining from its epoch
+    records in ``metrics.jsonl`` and every later stage as the time since the previous one finished."""
     subs = [d for d in run_dir.iterdir() if (d / "status.json").is_file()] if run_dir.is_dir() else []
     if (run_dir / "status.json").is_file():
         subs.append(run_dir)
     total = 0.0
     for d in subs:
-        prev = (d / "config.json").stat().st_mtime
-        for info in json.loads((d / "status.json").read_text()).values():
-            total += float(info["seconds"]) if "seconds" in info else info["time"] - prev
+        prev = None
+        for stage, info in json.loads((d / "status.json").read_text()).items():
+            if "seconds" in info:
+                total += float(info["seconds"])
+            elif stage == "pretrain":
+                t = [r["time"] for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())
+                     if r.get("stage") == "pretrain"]
+                total += (t[-1] - t[0]) * len(t) / max(len(t) - 1, 1)
+            elif prev is not None:
+                total += info["time"] - prev
             prev = info["time"]
     return total
 
 
-def ablations(cfg: TrainConfig, out: Path, seeds: Sequence[int], epochs: int, console: Console) -> Dict[str, List]:
+SWEEPS = ("pairings", *COUNTS)
+
+
+def ablations(cfg: TrainConfig, out: Path, seeds: Sequence[int], epochs: int, console: Console,
+              sweeps: Sequence[str] = SWEEPS) -> Dict[str, List]:
     """Fig. 3 (the nine pairings, one encoder) and Table 7 (n_joints, n_frames), each run
     pretraining exactly ``epochs`` epochs (as ``asma sweep --epochs``)."""
     base = copy.deepcopy(cfg)
     base.pretrain.epochs, base.pretrain.min_steps = epochs, 0
-    res = {"pairings": pairing_sweep(base, out, seeds=seeds, console=console)}
-    for what, values in COUNTS.items():
-        res[what] = count_sweep(base, out, what, values, seeds, console=console)
+    res = {}
+    for what in sweeps:
+        res[what] = (pairing_sweep(base, out, seeds=seeds, console=console) if what == "pairings" else
+                     count_sweep(base, out, what, COUNTS[what], seeds, console=console))
     return res
 
 
@@ -222,6 +234,8 @@ def main() -> None:
     p.add_argument("--ablation-epochs", type=int, default=10,
                    help="Pretraining epochs per ablation run (NW-UCLA: 31 steps each; the tables' runs: 39).")
     p.add_argument("--only-ablations", action="store_true", help="Run only the sweeps (the tables need both).")
+    p.add_argument("--sweeps", default=",".join(SWEEPS),
+                   help="With --only-ablations: which sweeps (two processes can share the work).")
     p.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"))
     p.add_argument("--work", default="runs/results", help="Run directories (re-running resumes them).")
     p.add_argument("--out", default=str(REPO / "docs" / "results.md"))
@@ -249,9 +263,11 @@ def main() -> None:
         if data is not None:
             out = work / "ablations" / DATASETS[args.ablations][2]
             cfg = dataset_config(args.ablations, data, args.threads)
-            res = ablations(cfg, out, seeds, args.ablation_epochs, console)
+            res = ablations(cfg, out, seeds, args.ablation_epochs, console,
+                            args.sweeps.split(",") if args.only_ablations else SWEEPS)
             steps = args.ablation_epochs * (train_size(cfg.data) // cfg.pretrain.batch_size)
-            sections.append(ablation_tables(res, args.ablation_epochs, steps, seeds))
+            if set(res) == set(SWEEPS):
+                sections.append(ablation_tables(res, args.ablation_epochs, steps, seeds))
             costs.append(f"the sweeps: {sweep_seconds(out) / 3600:.2f} h in total")
     if args.only_ablations:
         console.print("\n".join(sections))
