@@ -230,6 +230,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default="nwucla,utd-mhad", help=f"Any of {', '.join(DATASETS)}.")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--ablation-seeds", default=None, help="Seeds of the sweeps (default: --seeds).")
     p.add_argument("--ablations", default="nwucla", help="Dataset of the Fig. 3 / Table 7 sweeps, or 'none'.")
     p.add_argument("--ablation-epochs", type=int, default=10,
                    help="Pretraining epochs per ablation run (NW-UCLA: 31 steps each; the tables' runs: 39).")
@@ -243,6 +244,7 @@ def main() -> None:
     args = p.parse_args()
     console, work, t0 = Console(width=140), Path(args.work), time.time()
     seeds = [int(s) for s in args.seeds.split(",")]
+    ab_seeds = [int(s) for s in (args.ablation_seeds or args.seeds).split(",")]
     names = [n for n in args.datasets.split(",") if n]
     bad = [n for n in names + ([args.ablations] if args.ablations != "none" else []) if n not in DATASETS]
     if bad:
@@ -263,11 +265,11 @@ def main() -> None:
         if data is not None:
             out = work / "ablations" / DATASETS[args.ablations][2]
             cfg = dataset_config(args.ablations, data, args.threads)
-            res = ablations(cfg, out, seeds, args.ablation_epochs, console,
+            res = ablations(cfg, out, ab_seeds, args.ablation_epochs, console,
                             args.sweeps.split(",") if args.only_ablations else SWEEPS)
             steps = args.ablation_epochs * (train_size(cfg.data) // cfg.pretrain.batch_size)
             if set(res) == set(SWEEPS):
-                sections.append(ablation_tables(res, args.ablation_epochs, steps, seeds))
+                sections.append(ablation_tables(res, args.ablation_epochs, steps, ab_seeds))
             costs.append(f"the sweeps: {sweep_seconds(out) / 3600:.2f} h in total")
     if args.only_ablations:
         console.print("\n".join(sections))
@@ -292,9 +294,10 @@ RESULTS_HEADER = """# Results: the paper's tables and ablations on real recordin
 Produced by `python benchmarks/results_tables.py` ({date}; {cores} CPU cores, torch {torch}, Python
 {python}, {threads} torch thread per run; {minutes:.0f} min of wall time for this invocation, which
 resumes finished runs). Wall time of the runs themselves, from each stage's record in the runs'
-`status.json` (one thread each, two runs at a time on the two cores): {costs}.
+`status.json` (one torch thread each; the recorded runs shared the two cores with other jobs, so an
+idle machine takes less): {costs}.
 
-Top-1 % on the test split, **mean ± sample std over seeds {seeds}**, last epoch of every stage (no
+Top-1 % on the test split, **mean ± sample std over seeds {seeds}** (the sweeps state their own), last epoch of every stage (no
 selection on the test set). Each run is deterministic for a given machine, torch build and thread
 count; another thread count moves the low digits. The budget is what `--preset auto` picks for these
 datasets, the `small` preset (see [training.md](training.md#budgets-on-small-datasets)): the tiny
