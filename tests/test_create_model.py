@@ -90,3 +90,12 @@ def test_zoo_aliases_of_the_built_in_manifest():
     assert recipes <= set(asma.list_models()) and not recipes & set(asma.list_models(pretrained=True))
     with pytest.raises(NotBuiltError, match="asma zoo build ntu60-student"):
         asma.create_model("ntu60-student", pretrained=True)
+
+
+def test_the_raw_readers_import_without_torch():
+    """`asma data prepare` lists and parses with numpy only (torch costs seconds to import)."""
+    import subprocess
+    import sys
+    code = "import sys, asma.data.readers, asma.data.readers.hdm05; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

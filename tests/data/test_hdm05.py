@@ -11,7 +11,8 @@ import pytest
 from asma.data.errors import DataFormatError
 from asma.data.prepare import prepare_dataset
 from asma.data.prepared import load_prepared
-from asma.data.readers.hdm05 import HDM05_ACTORS, HDM05_BONES, HDM05_CLASS_NAMES, SOURCE, read_amc, read_asf, read_hdm05
+from asma.data.readers.hdm05 import HDM05_ACTORS, HDM05_CLASS_NAMES, SOURCE, read_amc, read_asf, read_hdm05
+from asma.graph.layouts import HDM05_BONES
 from asma.graph import get_layout
 
 NAMES = ("root",) + HDM05_BONES

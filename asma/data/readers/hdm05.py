@@ -27,7 +27,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ...graph.layouts import HDM05_BONES, HDM05_PARENTS
 from ..errors import DataFormatError, EmptySequenceError
 from ._text import Source, read_source, split_lines
 from .clips import ClipSource, Item, RawClip, find_named_files, one_person
@@ -308,6 +307,7 @@ def forward_kinematics(asf: AsfSkeleton, motion: Dict[str, np.ndarray], bones: T
 
 def read_hdm05(amc: Source, asf: AsfSkeleton, *, name: Optional[str] = None) -> np.ndarray:
     """One AMC motion as ``(F, 31, 3)`` joint positions in metres in the ``hdm05`` layout."""
+    from ...graph.layouts import HDM05_BONES  # here, not at the top: asma.graph imports torch
     raw, path = read_source(amc, name)
     head = raw[:2000].decode("latin-1").upper()
     rad = 1.0 if ":RADIANS" in head else np.pi / 180 if ":DEGREES" in head else None
