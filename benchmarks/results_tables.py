@@ -6,8 +6,9 @@ For each dataset and seed: one 3-stream run (joint, bone, motion; pretrain -> li
 -> distill from the linear-probed teacher, logits fused: 3s-ASMa), then the students of the
 fine-tuned teachers added to the same run (``--resume --stages distill --teacher finetune``).
 On NW-UCLA also the masking ablations (pretrain + linear per setting, :mod:`asma.train.ablation`)
-at ``--ablation-epochs`` pretraining epochs. Writes ``docs/results.md`` (atomically; the notes
-after :data:`NOTES_MARK` are kept) and prints the tables. Every run lives in ``--work``; an
+at ``--ablation-epochs`` pretraining epochs (default: the tables' budget), each budget's runs under
+``<work>/ablations/<store>/e<epochs>/``. Writes ``docs/results.md`` (atomically; the notes after
+:data:`NOTES_MARK` are kept) and prints the tables. Every run lives in ``--work``; an
 interrupted invocation resumes where it stopped and gives the same numbers.
 
     python benchmarks/results_tables.py --realdata ../shared/realdata --threads 1          # everything
@@ -36,8 +37,8 @@ from rich.console import Console
 
 from asma.io import atomic_write_text
 from asma.train import make_config
-from asma.train.ablation import PAIRING_STRATEGIES, count_sweep, pairing_sweep
-from asma.train.config import STAGES, TrainConfig
+from asma.train.ablation import PAIRING_STRATEGIES, count_sweep, pairing_sweep, parse_pairing
+from asma.train.config import STAGES, TrainConfig, pretrain_epochs
 from asma.train.options import auto_preset, train_size
 from asma.train.rundir import read_config
 from asma.train.run import run_train
@@ -125,16 +126,33 @@ def run_seconds(run_dir: Path) -> float:
 SWEEPS = ("pairings", *COUNTS)
 
 
-def ablations(cfg: TrainConfig, out: Path, seeds: Sequence[int], epochs: int, console: Console,
-              sweeps: Sequence[str] = SWEEPS) -> Dict[str, List]:
-    """Fig. 3 (the nine pairings, one encoder) and Table 7 (n_joints, n_frames), each run
-    pretraining exactly ``epochs`` epochs (as ``asma sweep --epochs``)."""
-    base = copy.deepcopy(cfg)
-    base.pretrain.epochs, base.pretrain.min_steps = epochs, 0
+def sweep_epochs(text: Optional[str], cfg: TrainConfig) -> Dict[str, int]:
+    """``--ablation-epochs``: ``E`` for every sweep or ``SWEEP=E,...``; a sweep not named gets the
+    tables' budget (the preset's ``pretrain.min_steps`` as epochs of this dataset)."""
+    full = pretrain_epochs(cfg.pretrain, train_size(cfg.data))
+    if not text:
+        return {w: full for w in SWEEPS}
+    if "=" not in text:
+        return {w: int(text) for w in SWEEPS}
+    given = dict(item.split("=", 1) for item in text.split(","))
+    bad = sorted(set(given) - set(SWEEPS))
+    if bad:
+        raise SystemExit(f"--ablation-epochs: unknown sweep(s) {bad}; use {', '.join(SWEEPS)}")
+    return {w: int(given.get(w, full)) for w in SWEEPS}
+
+
+def ablations(cfg: TrainConfig, out: Path, seeds: Sequence[int], epochs: Dict[str, int], console: Console,
+              sweeps: Sequence[str] = SWEEPS, pairings: Optional[Sequence] = None) -> Dict[str, List]:
+    """Fig. 3 (the nine pairings, one encoder) and Table 7 (n_joints, n_frames), each sweep's runs
+    pretraining exactly ``epochs[sweep]`` epochs (as ``asma sweep --epochs``) under
+    ``out/e<epochs>/``; ``pairings``: a subset of the grid (to share the work between processes)."""
     res = {}
     for what in sweeps:
-        res[what] = (pairing_sweep(base, out, seeds=seeds, console=console) if what == "pairings" else
-                     count_sweep(base, out, what, COUNTS[what], seeds, console=console))
+        base = copy.deepcopy(cfg)
+        base.pretrain.epochs, base.pretrain.min_steps = epochs[what], 0
+        where = out / f"e{epochs[what]}"
+        res[what] = (pairing_sweep(base, where, pairings, seeds=seeds, console=console) if what == "pairings" else
+                     count_sweep(base, where, what, COUNTS[what], seeds, console=console))
     return res
 
 
@@ -203,25 +221,30 @@ def dataset_tables(title: str, res: Seeds) -> str:
     return "\n".join(out) + "\n"
 
 
-def ablation_tables(res: Dict[str, List], epochs: int, steps: int, seeds: Sequence[int]) -> str:
-    """Fig. 3 grid and Table 7 analogue as markdown (mean ± std over ``seeds``)."""
+def ablation_tables(res: Dict[str, List], steps: Dict[str, int], seeds: Sequence[int]) -> str:
+    """Fig. 3 grid and Table 7 analogue as markdown (mean ± std over ``seeds``; ``steps``: the
+    pretraining steps of each sweep's runs)."""
     cell = (lambda r: f"{r['top1_mean']:.1f} ± {r['top1_std']:.1f}" if len(seeds) > 1 else f"{r['top1_mean']:.1f}")
     grid = {(r["spatial"], r["temporal"]): cell(r) for r in res["pairings"]}
-    out = [f"**Fig. 3 analogue: one encoder per spatial x temporal pairing** (linear probe top-1 %, {epochs} "
-           f"pretraining epochs = {steps} steps, seeds {', '.join(map(str, seeds))})\n",
+    seeds_txt = ", ".join(map(str, seeds))
+    out = [f"**Fig. 3 analogue: one encoder per spatial x temporal pairing** (linear probe top-1 %, "
+           f"{steps['pairings']} pretraining steps, seeds {seeds_txt})\n",
            "| spatial \\ temporal | " + " | ".join(PAIRING_STRATEGIES) + " |", "|---|---:|---:|---:|"]
     for sp in PAIRING_STRATEGIES:
         out.append(f"| {sp} | " + " | ".join(grid[(sp, tm)] for tm in PAIRING_STRATEGIES) + " |")
     out += ["", f"**Table 7 analogue: masked joints n (k = 4) and masked frames k (n = 5)** (θ+φ aligned probe "
-            f"top-1 %, {steps} pretraining steps)\n", "| n (of 20 joints) | top-1 |", "|---:|---:|"]
+            f"top-1 %, {steps['n_joints']} / {steps['n_frames']} pretraining steps, seeds {seeds_txt})\n",
+            "| n (of 20 joints) | top-1 |", "|---:|---:|"]
     out += [f"| {r['n_joints']} | {cell(r)} |" for r in res["n_joints"]]
     out += ["", "| k (of 20 frames) | top-1 |", "|---:|---:|"]
     out += [f"| {r['n_frames']} | {cell(r)} |" for r in res["n_frames"]]
     return "\n".join(out) + "\n"
 
 
-def sweep_seconds(out: Path) -> float:
-    return sum(run_seconds(d) for d in out.glob("*/*/seed-*"))
+def sweep_seconds(out: Path, epochs: Dict[str, int]) -> str:
+    """Total wall hours of each sweep's runs."""
+    hours = {w: sum(run_seconds(d) for d in (out / f"e{e}").glob(f"{w}/*/seed-*")) / 3600 for w, e in epochs.items()}
+    return "the sweeps: " + ", ".join(f"{w} {h:.2f} h" for w, h in hours.items())
 
 
 # ----------------------------------------------------------------------------- main
@@ -232,11 +255,14 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--ablation-seeds", default=None, help="Seeds of the sweeps (default: --seeds).")
     p.add_argument("--ablations", default="nwucla", help="Dataset of the Fig. 3 / Table 7 sweeps, or 'none'.")
-    p.add_argument("--ablation-epochs", type=int, default=10,
-                   help="Pretraining epochs per ablation run (NW-UCLA: 31 steps each; the tables' runs: 39).")
+    p.add_argument("--ablation-epochs", default=None,
+                   help="Pretraining epochs per sweep run: E, or SWEEP=E,.. (e.g. n_joints=10,n_frames=10); "
+                        "default and sweeps not named: the tables' budget (NW-UCLA: 39 epochs of 31 steps).")
     p.add_argument("--only-ablations", action="store_true", help="Run only the sweeps (the tables need both).")
     p.add_argument("--sweeps", default=",".join(SWEEPS),
                    help="With --only-ablations: which sweeps (two processes can share the work).")
+    p.add_argument("--pairings", default=None,
+                   help="With --only-ablations: these pairings of the grid only, e.g. high-low,low-high.")
     p.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"))
     p.add_argument("--work", default="runs/results", help="Run directories (re-running resumes them).")
     p.add_argument("--out", default=str(REPO / "docs" / "results.md"))
@@ -265,12 +291,14 @@ def main() -> None:
         if data is not None:
             out = work / "ablations" / DATASETS[args.ablations][2]
             cfg = dataset_config(args.ablations, data, args.threads)
-            res = ablations(cfg, out, ab_seeds, args.ablation_epochs, console,
-                            args.sweeps.split(",") if args.only_ablations else SWEEPS)
-            steps = args.ablation_epochs * (train_size(cfg.data) // cfg.pretrain.batch_size)
-            if set(res) == set(SWEEPS):
-                sections.append(ablation_tables(res, args.ablation_epochs, steps, ab_seeds))
-            costs.append(f"the sweeps: {sweep_seconds(out) / 3600:.2f} h in total")
+            epochs = sweep_epochs(args.ablation_epochs, cfg)
+            pairs = [parse_pairing(t) for t in args.pairings.split(",")] if args.pairings else None
+            res = ablations(cfg, out, ab_seeds, epochs, console,
+                            args.sweeps.split(",") if args.only_ablations else SWEEPS, pairs)
+            per_epoch = train_size(cfg.data) // cfg.pretrain.batch_size
+            if set(res) == set(SWEEPS) and not pairs:
+                sections.append(ablation_tables(res, {w: e * per_epoch for w, e in epochs.items()}, ab_seeds))
+            costs.append(sweep_seconds(out, epochs))
     if args.only_ablations:
         console.print("\n".join(sections))
         return
@@ -297,12 +325,12 @@ resumes finished runs). Wall time of the runs themselves, from each stage's reco
 `status.json` (one torch thread each; the recorded runs shared the two cores with other jobs, so an
 idle machine takes less): {costs}.
 
-Top-1 % on the test split, **mean ± sample std over seeds {seeds}** (the sweeps state their own), last epoch of every stage (no
-selection on the test set). Each run is deterministic for a given machine, torch build and thread
+Top-1 % on the test split, **mean ± sample std over seeds {seeds}** (the sweeps state their own),
+last epoch of every stage (no selection on the test set). Each run is deterministic for a given machine, torch build and thread
 count; another thread count moves the low digits. The budget is what `--preset auto` picks for these
 datasets, the `small` preset (see [training.md](training.md#budgets-on-small-datasets)): the tiny
 ST-GCN (61k parameters per encoder), 1,200 pretraining steps at batch 32, probes of 100 epochs,
-fine-tuning 30 epochs, distillation 30 epochs (τ = 4), clips stored at 20 frames. These are **not**
+fine-tuning 30 epochs (alignment 50), distillation 30 epochs (τ = 4), clips stored at 20 frames. These are **not**
 the paper's NTU/PKU numbers (full-size encoders, 150 epochs on 40k clips; see
 [fidelity.md](fidelity.md)).
 
