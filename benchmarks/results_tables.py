@@ -88,8 +88,8 @@ def run_seed(cfg: TrainConfig, run_dir: Path, console: Console) -> Dict:
     """One 3-stream run plus the fine-tuned teachers' students; an existing run is resumed with
     its own saved configuration. Returns its ``results.json``."""
     if (run_dir / "config.json").is_file():
-        cfg = read_config(run_dir)
-        cfg.run_dir, resume = str(run_dir), True
+        cfg = read_config(run_dir)  # as the last invocation saved it: maybe the FT students' call
+        cfg.run_dir, cfg.stages, cfg.distill.teacher, resume = str(run_dir), list(STAGES), "linear", True
     else:
         cfg = copy.deepcopy(cfg)
         cfg.run_dir, cfg.streams, resume = str(run_dir), list(STREAMS), False
