@@ -182,6 +182,29 @@ class Seeds:
     def fused(self, row: str, key: str = "top1") -> str:
         return _ms([_rows(r["fused"], row)[key] for r in self.res])
 
+    def per_seed(self, s: Optional[str], stage: str, row: str) -> str:
+        """``a / b / c``: the top-1 of each seed (``s=None``: the fused row)."""
+        rows = [r["fused"] if s is None else r["per_stream"][s][stage] for r in self.res]
+        return " / ".join(f"{_rows(x, row)['top1']:.1f}" for x in rows)
+
+
+#: (column, stage, row) of the per-seed table
+SEED_COLUMNS = (("random-init probe", "linear", "random-init probe"),
+                ("random-init aligned", "linear", "random-init aligned"), ("f_θ probe", "linear", "theta probe"),
+                ("f_φ probe", "linear", "phi probe"), ("θ+φ aligned", "linear", "theta+phi aligned"),
+                ("FT aligned", "finetune", "theta+phi fine-tuned aligned"))
+
+
+def seed_table(res: Seeds, seeds: Sequence[int]) -> str:
+    """Every seed's top-1 of the main rows, per stream and fused (the ranges behind the tables)."""
+    out = [f"**Per seed** (top-1 %, seeds {' / '.join(map(str, seeds))})\n",
+           "| stream | " + " | ".join(c for c, _, _ in SEED_COLUMNS) + " |", "|---|" + "---:|" * len(SEED_COLUMNS)]
+    for s in res.streams:
+        out.append(f"| {s} | " + " | ".join(res.per_seed(s, st, row) for _, st, row in SEED_COLUMNS) + " |")
+    out.append(f"| {len(res.streams)}s fused | " + " | ".join(
+        "–" if row.startswith("random") else res.per_seed(None, st, row) for _, st, row in SEED_COLUMNS) + " |")
+    return "\n".join(out) + "\n"
+
 
 LINEAR_ROWS = (("random-init probe", "random-init probe"), ("random-init aligned", "random-init aligned"),
                ("f_θ probe (high-degree joints, low-motion frames)", "theta probe"),
@@ -222,9 +245,10 @@ def dataset_tables(title: str, res: Seeds) -> str:
 
 
 def ablation_tables(res: Dict[str, List], steps: Dict[str, int], seeds: Sequence[int]) -> str:
-    """Fig. 3 grid and Table 7 analogue as markdown (mean ± std over ``seeds``; ``steps``: the
-    pretraining steps of each sweep's runs)."""
-    cell = (lambda r: f"{r['top1_mean']:.1f} ± {r['top1_std']:.1f}" if len(seeds) > 1 else f"{r['top1_mean']:.1f}")
+    """Fig. 3 grid and Table 7 analogue as markdown (mean ± std over ``seeds``, then each seed's
+    value; ``steps``: the pretraining steps of each sweep's runs)."""
+    cell = (lambda r: f"{r['top1_mean']:.1f} ± {r['top1_std']:.1f} ({' / '.join(f'{v:.1f}' for v in r['top1'])})"
+            if len(seeds) > 1 else f"{r['top1_mean']:.1f}")
     grid = {(r["spatial"], r["temporal"]): cell(r) for r in res["pairings"]}
     seeds_txt = ", ".join(map(str, seeds))
     out = [f"**Fig. 3 analogue: one encoder per spatial x temporal pairing** (linear probe top-1 %, "
@@ -283,7 +307,7 @@ def main() -> None:
             continue
         cfg = dataset_config(name, data, args.threads)
         results = [run_seed(cfg, work / DATASETS[name][2] / f"seed-{s}", console) for s in seeds]
-        sections.append(dataset_tables(DATASETS[name][3], Seeds(results)))
+        sections += [dataset_tables(DATASETS[name][3], Seeds(results)), seed_table(Seeds(results), seeds)]
         secs = [run_seconds(work / DATASETS[name][2] / f"seed-{s}") for s in seeds]
         costs.append(f"{DATASETS[name][2]}: {_ms(secs)} s per seed for the three streams and all stages")
     if args.ablations != "none":
