@@ -256,6 +256,8 @@ def ablation_tables(res: Dict[str, List], steps: Dict[str, int], seeds: Sequence
            "| spatial \\ temporal | " + " | ".join(PAIRING_STRATEGIES) + " |", "|---|---:|---:|---:|"]
     for sp in PAIRING_STRATEGIES:
         out.append(f"| {sp} | " + " | ".join(grid[(sp, tm)] for tm in PAIRING_STRATEGIES) + " |")
+    if len(seeds) > 1:
+        out += ["", paired_grid(res["pairings"])]
     out += ["", f"**Table 7 analogue: masked joints n (k = 4) and masked frames k (n = 5)** (θ+φ aligned probe "
             f"top-1 %, {steps['n_joints']} / {steps['n_frames']} pretraining steps, seeds {seeds_txt})\n",
             "| n (of 20 joints) | top-1 |", "|---:|---:|"]
@@ -263,6 +265,23 @@ def ablation_tables(res: Dict[str, List], steps: Dict[str, int], seeds: Sequence
     out += ["", "| k (of 20 frames) | top-1 |", "|---:|---:|"]
     out += [f"| {r['n_frames']} | {cell(r)} |" for r in res["n_frames"]]
     return "\n".join(out) + "\n"
+
+
+def paired_grid(rows: List[Dict]) -> str:
+    """Each pairing minus random/random on the same seed (same initialisation and data order, only
+    the masking differs), mean ± std over the seeds: the seed's own level cancels."""
+    ref = next(r["top1"] for r in rows if (r["spatial"], r["temporal"]) == ("random", "random"))
+    diff = {(r["spatial"], r["temporal"]): [a - b for a, b in zip(r["top1"], ref)] for r in rows}
+    out = ["**The same grid, paired by seed:** each cell minus random/random of the same seed (points)\n",
+           "| spatial \\ temporal | " + " | ".join(PAIRING_STRATEGIES) + " |", "|---|---:|---:|---:|"]
+    for sp in PAIRING_STRATEGIES:
+        out.append(f"| {sp} | " + " | ".join("–" if (sp, tm) == ("random", "random") else
+                                             f"{_signed(diff[(sp, tm)])}" for tm in PAIRING_STRATEGIES) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _signed(values: Sequence[float]) -> str:
+    return f"{statistics.fmean(values):+.1f} ± {statistics.stdev(values):.1f}"
 
 
 def sweep_seconds(out: Path, epochs: Dict[str, int]) -> str:
