@@ -126,19 +126,21 @@ def run_seconds(run_dir: Path) -> float:
 SWEEPS = ("pairings", *COUNTS)
 
 
-def sweep_epochs(text: Optional[str], cfg: TrainConfig) -> Dict[str, int]:
-    """``--ablation-epochs``: ``E`` for every sweep or ``SWEEP=E,...``; a sweep not named gets the
-    tables' budget (the preset's ``pretrain.min_steps`` as epochs of this dataset)."""
-    full = pretrain_epochs(cfg.pretrain, train_size(cfg.data))
-    if not text:
-        return {w: full for w in SWEEPS}
-    if "=" not in text:
-        return {w: int(text) for w in SWEEPS}
-    given = dict(item.split("=", 1) for item in text.split(","))
+def sweep_epochs(text: Optional[str]) -> Dict[str, int]:
+    """``--ablation-epochs``: ``E`` for every sweep or ``SWEEP=E,...``; the sweeps it names (a sweep
+    not named gets the tables' budget). Checked before anything is prepared or run."""
+    try:
+        if not text:
+            return {}
+        if "=" not in text:
+            return {w: int(text) for w in SWEEPS}
+        given = {k: int(v) for k, v in (item.split("=", 1) for item in text.split(","))}
+    except ValueError:
+        raise SystemExit(f"--ablation-epochs {text!r}: give E or SWEEP=E,... with whole numbers") from None
     bad = sorted(set(given) - set(SWEEPS))
     if bad:
         raise SystemExit(f"--ablation-epochs: unknown sweep(s) {bad}; use {', '.join(SWEEPS)}")
-    return {w: int(given.get(w, full)) for w in SWEEPS}
+    return given
 
 
 def ablations(cfg: TrainConfig, out: Path, seeds: Sequence[int], epochs: Dict[str, int], console: Console,
@@ -162,10 +164,16 @@ def _rows(rows: List[Dict], name: str) -> Dict:
     return next(r for r in rows if r["name"].split(": ", 1)[-1].startswith(name))
 
 
-def _ms(values: Sequence[float]) -> str:
+def _ms(values: Sequence[float], sign: str = "") -> str:
+    """``mean ± sample std`` (one value: itself); ``sign="+"`` prints the mean's sign."""
     if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
+        return f"{values[0]:{sign}.1f}"
+    return f"{statistics.fmean(values):{sign}.1f} ± {statistics.stdev(values):.1f}"
+
+
+def _slash(values: Sequence[float]) -> str:
+    """Each seed's value: ``a / b / c``."""
+    return " / ".join(f"{v:.1f}" for v in values)
 
 
 class Seeds:
@@ -185,7 +193,7 @@ class Seeds:
     def per_seed(self, s: Optional[str], stage: str, row: str) -> str:
         """``a / b / c``: the top-1 of each seed (``s=None``: the fused row)."""
         rows = [r["fused"] if s is None else r["per_stream"][s][stage] for r in self.res]
-        return " / ".join(f"{_rows(x, row)['top1']:.1f}" for x in rows)
+        return _slash([_rows(x, row)["top1"] for x in rows])
 
 
 #: (column, stage, row) of the per-seed table
@@ -247,7 +255,7 @@ def dataset_tables(title: str, res: Seeds) -> str:
 def ablation_tables(res: Dict[str, List], steps: Dict[str, int], seeds: Sequence[int]) -> str:
     """Fig. 3 grid and Table 7 analogue as markdown (mean ± std over ``seeds``, then each seed's
     value; ``steps``: the pretraining steps of each sweep's runs)."""
-    cell = (lambda r: f"{r['top1_mean']:.1f} ± {r['top1_std']:.1f} ({' / '.join(f'{v:.1f}' for v in r['top1'])})"
+    cell = (lambda r: f"{r['top1_mean']:.1f} ± {r['top1_std']:.1f} ({_slash(r['top1'])})"
             if len(seeds) > 1 else f"{r['top1_mean']:.1f}")
     grid = {(r["spatial"], r["temporal"]): cell(r) for r in res["pairings"]}
     seeds_txt = ", ".join(map(str, seeds))
@@ -276,12 +284,8 @@ def paired_grid(rows: List[Dict]) -> str:
            "| spatial \\ temporal | " + " | ".join(PAIRING_STRATEGIES) + " |", "|---|---:|---:|---:|"]
     for sp in PAIRING_STRATEGIES:
         out.append(f"| {sp} | " + " | ".join("–" if (sp, tm) == ("random", "random") else
-                                             f"{_signed(diff[(sp, tm)])}" for tm in PAIRING_STRATEGIES) + " |")
+                                             _ms(diff[(sp, tm)], "+") for tm in PAIRING_STRATEGIES) + " |")
     return "\n".join(out) + "\n"
-
-
-def _signed(values: Sequence[float]) -> str:
-    return f"{statistics.fmean(values):+.1f} ± {statistics.stdev(values):.1f}"
 
 
 def sweep_seconds(out: Path, epochs: Dict[str, int]) -> str:
@@ -314,6 +318,11 @@ def main() -> None:
     console, work, t0 = Console(width=140), Path(args.work), time.time()
     seeds = [int(s) for s in args.seeds.split(",")]
     ab_seeds = [int(s) for s in (args.ablation_seeds or args.seeds).split(",")]
+    given_epochs = sweep_epochs(args.ablation_epochs)
+    try:
+        pairs = [parse_pairing(t) for t in args.pairings.split(",")] if args.pairings else None
+    except ValueError as e:
+        raise SystemExit(f"--pairings: {e}") from None
     names = [n for n in args.datasets.split(",") if n]
     bad = [n for n in names + ([args.ablations] if args.ablations != "none" else []) if n not in DATASETS]
     if bad:
@@ -326,7 +335,8 @@ def main() -> None:
             continue
         cfg = dataset_config(name, data, args.threads)
         results = [run_seed(cfg, work / DATASETS[name][2] / f"seed-{s}", console) for s in seeds]
-        sections += [dataset_tables(DATASETS[name][3], Seeds(results)), seed_table(Seeds(results), seeds)]
+        per = Seeds(results)
+        sections += [dataset_tables(DATASETS[name][3], per), seed_table(per, seeds)]
         secs = [run_seconds(work / DATASETS[name][2] / f"seed-{s}") for s in seeds]
         costs.append(f"{DATASETS[name][2]}: {_ms(secs)} s per seed for the three streams and all stages")
     if args.ablations != "none":
@@ -334,8 +344,8 @@ def main() -> None:
         if data is not None:
             out = work / "ablations" / DATASETS[args.ablations][2]
             cfg = dataset_config(args.ablations, data, args.threads)
-            epochs = sweep_epochs(args.ablation_epochs, cfg)
-            pairs = [parse_pairing(t) for t in args.pairings.split(",")] if args.pairings else None
+            full = pretrain_epochs(cfg.pretrain, train_size(cfg.data))  # the tables' budget
+            epochs = {w: given_epochs.get(w, full) for w in SWEEPS}
             res = ablations(cfg, out, ab_seeds, epochs, console,
                             args.sweeps.split(",") if args.only_ablations else SWEEPS, pairs)
             per_epoch = train_size(cfg.data) // cfg.pretrain.batch_size
