@@ -7,7 +7,8 @@ Every measurement runs in a fresh process (peak RSS is a per-process figure and 
 setting is per process). ``--variants``:
 
 - ``tuned``: the library's step (:func:`asma.train.pretrain.asma_step`): one encoder's forward +
-  backward at a time, Gram-form Barlow Twins, fused Adam, glibc allocator tuning, aggregate-first
+  backward at a time, its parameters stepped right after its backward (so the two encoders'
+  gradients are never alive together), Gram-form Barlow Twins, fused Adam, glibc allocator tuning, aggregate-first
   graph convolution, ``rand_like`` dropout masks, the temporal unit's BatchNorm + ReLU recomputed
   in backward (not stored);
 - ``tuned-low``: ``tuned`` with ``pretrain.memory = "low"`` (:func:`asma.models.spatiotemporal.set_memory`:
@@ -111,14 +112,15 @@ class Timers:
                     self.s[key] = self.s.get(key, 0.0) + time.perf_counter() - t
         return timed
 
-    def backward(self, net: nn.Module) -> Backward:
-        """The engine's :class:`~asma.train.loop.Backward` with its calls timed as ``backward``."""
+    def backward(self, net: nn.Module, optimizer=None) -> Backward:
+        """The engine's :class:`~asma.train.loop.Backward` (stepping ``optimizer`` after each part
+        when given) with its calls timed as ``backward``."""
         timers = self
 
         class TimedBackward(Backward):
             def __call__(self, loss: torch.Tensor) -> None:
                 timers.wrap(super().__call__, "backward")(loss)
-        return TimedBackward(net)
+        return TimedBackward(net, optimizer=optimizer)
 
 
 def build(variant: str, skel, timers: Timers):
@@ -161,7 +163,7 @@ def worker(batch: int, frames: int, steps: int, variant: str, bf16: bool, thread
     peak RSS."""
     from asma.data.transforms import Augment, AugmentConfig
     from asma.graph import get_layout
-    from asma.train.allocator import tune_allocator
+    from asma.allocator import tune_allocator
     from asma.train.pretrain import asma_step, batch_views
 
     if variant.startswith("tuned"):
@@ -175,14 +177,16 @@ def worker(batch: int, frames: int, steps: int, variant: str, bf16: bool, thread
     aug = Augment(AugmentConfig(), skel.flip_perm, 3)
     views_of = timers.wrap(batch_views, "augment")
     g = torch.Generator().manual_seed(0)
-    backward = timers.backward(model)
-    step_opt = timers.wrap(opt.step, "optimizer")
+    opt.step = timers.wrap(opt.step, "optimizer")  # also when Backward steps each part
+    step_parts = variant.startswith("tuned")  # as the library's pretrain(): each encoder stepped after its backward
 
     def step() -> None:
         views = views_of(x, aug, g)
         opt.zero_grad(set_to_none=True)
+        backward = timers.backward(model, opt if step_parts else None)
         asma_step(model, views, g, backward, groups, bf16)
-        step_opt()
+        if not backward.stepped:
+            opt.step()
 
     step()  # warm-up
     timers.record = True

@@ -105,8 +105,12 @@ class ASMa(nn.Module):
         for i, v in enumerate(views):
             groups.setdefault(tuple(v.shape), []).append(i)
         feats = [enc(torch.cat([views[i] for i in idx], dim=0))[0] for idx in groups.values()]
+        # Under bf16 autocast only the encoder runs in bf16: the projector and the loss stay fp32,
+        # since Barlow Twins pushes cross-correlations of 0.01-0.1 to 0 and bf16 keeps 3 digits.
+        with torch.autocast(feats[0].device.type, enabled=False):
+            zs = project_groups(proj, [f.float() for f in feats])
         out: list = [None] * len(views)
-        for idx, z in zip(groups.values(), project_groups(proj, feats)):
+        for idx, z in zip(groups.values(), zs):
             for j, i in enumerate(idx):
                 out[i] = z[j * views[i].shape[0]:(j + 1) * views[i].shape[0]]
         return tuple(out)

@@ -17,7 +17,7 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from ..io import latest_checkpoint, load_checkpoint, save_checkpoint
-from .allocator import tune_allocator
+from ..allocator import tune_allocator
 from .distributed import all_reduce_sum, broadcast_buffers, init_for_device, split_batch, wrap_ddp
 from .engine import Device, device_for, epoch_generator, make_progress
 from .loggers import Logger
@@ -67,13 +67,22 @@ class Backward:
     Under DDP every part but the last runs in ``no_sync()`` (forward and backward: gradients
     accumulate locally) and the last one all-reduces them once, as in gradient accumulation.
     Collectives inside the graph (the Barlow Twins all-gather) run in every part as usual.
+
+    With an ``optimizer`` (one process only) each part's parameters are stepped as soon as its
+    backward is done and their gradients freed, so the parts' gradients are never alive together
+    (ASMa: one encoder + projectors, 312 MB in the paper configuration). The parts must then use
+    disjoint parameters (a part that produces a gradient for a parameter an earlier part stepped
+    raises): each parameter gets the same gradient and the same Adam update as in one step
+    after all parts, because no part reads another's parameters.
     """
 
-    def __init__(self, net: nn.Module, scale: float = 1.0):
-        self._net, self._scale = net, scale
+    def __init__(self, net: nn.Module, scale: float = 1.0, optimizer: Optional[torch.optim.Optimizer] = None):
+        self._net, self._scale, self._optimizer = net, scale, optimizer
         self._deferred = False
+        self._stepped: set = set()
         self.calls = 0
         self.synced = False  # a backward ran outside no_sync(): DDP all-reduced the gradients
+        self.stepped = False  # the optimizer stepped every part (the engine does not step again)
 
     @contextmanager
     def part(self, last: bool) -> Iterator[None]:
@@ -85,6 +94,19 @@ class Backward:
                 yield
         finally:
             self._deferred = False
+        if self._optimizer is not None:
+            self._step_part()
+
+    def _step_part(self) -> None:
+        opt = self._optimizer
+        params = {id(p) for g in opt.param_groups for p in g["params"] if p.grad is not None}
+        if params & self._stepped:
+            raise RuntimeError("Backward(optimizer=...): two parts produced gradients for the same parameter; "
+                               "step once after all parts (no optimizer) when parts share parameters")
+        self._stepped |= params
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        self.stepped = True
 
     def __call__(self, loss: Tensor) -> None:
         """Back-propagate one part (a scalar; scaled like the engine's own backward)."""
@@ -148,8 +170,8 @@ def _schedule(optimizer: torch.optim.Optimizer, plan: _Plan, epochs: int, warmup
 
 
 def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Union[BatchLoss, BatchStep], n: int,
-        batch_size: int, epochs: int, *, manual_backward: bool = False, warmup_epochs: int = 0,
-        drop_last: bool = False, distributed: bool = True,
+        batch_size: int, epochs: int, *, manual_backward: bool = False, step_parts: bool = False,
+        warmup_epochs: int = 0, drop_last: bool = False, distributed: bool = True,
         seed: int = 0, stage: str = "train", rng_stream: int = 0, ckpt_dir: Optional[PathLike] = None,
         config: Optional[Mapping[str, Any]] = None, resume: bool = False, logger: Optional[Logger] = None,
         console: Optional[Console] = None, progress: bool = False, max_epochs: Optional[int] = None,
@@ -185,6 +207,10 @@ def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Union[B
             :data:`BatchStep` instead, which also receives a :class:`Backward` and
             back-propagates its loss itself, part by part (the engine then only steps the
             optimizer; under DDP the parts may use disjoint parameters).
+        step_parts: with ``manual_backward``, step the optimizer after each part instead of
+            once per batch (same updates, less gradient memory; the parts must use disjoint
+            parameters, see :class:`Backward`). Ignored under DDP, where the gradients are
+            all-reduced once after the last part.
         n: number of training samples.
         max_epochs: stop after this epoch count (tests of resumption) without changing the schedule.
         device: where ``module`` trains (default: where it is); see
@@ -214,8 +240,8 @@ def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Union[B
     with make_progress(console, progress) as bar:
         task = bar.add_task(stage, total=max(0, end - start) * plan.steps, loss="loss -", rate="-")
         for epoch in range(start, end):
-            record = _epoch(net, module, optimizer, sched, batch_loss, manual_backward, n, plan, epoch, seed,
-                            stage, rng_stream, lambda loss, rate: bar.update(task, advance=1, loss=f"loss {loss:.3f}", rate=f"{rate:.0f}"))
+            record = _epoch(net, module, optimizer, sched, batch_loss, manual_backward, step_parts and plan.world == 1,
+                            n, plan, epoch, seed, stage, rng_stream, lambda loss, rate: bar.update(task, advance=1, loss=f"loss {loss:.3f}", rate=f"{rate:.0f}"))
             history.append(record)
             logger.log(record)
             if ckpt_dir is not None and plan.is_main:
@@ -227,7 +253,8 @@ def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Union[B
 
 
 def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, sched, batch_loss,
-           manual_backward: bool, n: int, plan: _Plan, epoch: int, seed: int, stage: str, rng_stream: int,
+           manual_backward: bool, step_parts: bool, n: int, plan: _Plan, epoch: int, seed: int, stage: str,
+           rng_stream: int,
            tick: Callable[[float, float], None]) -> Dict[str, Any]:
     """One epoch of :func:`fit`; its record."""
     module.train()
@@ -243,7 +270,8 @@ def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, 
         b = part.stop - part.start
         # DDP averages gradients over ranks: this scaling makes the average the gradient of the
         # global-batch mean loss when the parts are uneven
-        backward = Backward(net, b * world / gidx.shape[0] if world > 1 else 1.0)
+        backward = Backward(net, b * world / gidx.shape[0] if world > 1 else 1.0,
+                            optimizer if manual_backward and step_parts else None)
         optimizer.zero_grad(set_to_none=True)
         if manual_backward:
             loss, metrics = batch_loss(net, BatchIndex(gidx[part], gidx, part), g, backward)
@@ -258,7 +286,8 @@ def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, 
                                      f"step {s}; lower the learning rate")
         if not manual_backward:
             backward(loss)
-        optimizer.step()
+        if not backward.stepped:
+            optimizer.step()
         sched.step()
         seen += int(step_sums[0])
         for k, v in zip(["loss", *metrics], step_sums[1:]):

@@ -129,8 +129,9 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
             anchor, xj, xm = (v[batch.part].to(device, non_blocking=True) for v in views)
             return asma_step(net, (anchor, xj, xm), g, backward, groups, cfg.bf16)
 
+        # each encoder's parameters are stepped after its own backward unless it shares a projector
         model.history = fit(model, opt, batch_step, data.shape[0], oc.batch_size, pretrain_epochs(oc, data.shape[0]),
-                            manual_backward=True, warmup_epochs=oc.warmup_epochs, drop_last=True, seed=cfg.seed,
+                            manual_backward=True, step_parts=not model.shared_projector, warmup_epochs=oc.warmup_epochs, drop_last=True, seed=cfg.seed,
                             stage="pretrain",
                             ckpt_dir=Path(run_dir) / "pretrain" if run_dir else None, config=asdict(cfg),
                             resume=resume, logger=default_logger(run_dir, logger), console=console, progress=progress,

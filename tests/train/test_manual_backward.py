@@ -101,6 +101,73 @@ def test_a_batch_step_without_backward_is_refused():
             manual_backward=True)
 
 
+class _Disjoint(nn.Module):
+    """Two parts with their own parameters: part ``a`` uses ``a``, part ``b`` uses ``b``."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 4), nn.Linear(6, 4)
+
+    def forward(self, x, name):
+        return getattr(self, name)(x).pow(2).mean() + 0.1 * getattr(self, name).weight.abs().sum()
+
+
+def _disjoint_run(step_parts: bool, seen=None, net=None):
+    torch.manual_seed(5)
+    model = net or _Disjoint()
+    x = torch.randn(16, 6, generator=torch.Generator().manual_seed(6))
+
+    def parts(net, batch, g, backward):
+        total = torch.zeros(())
+        for i, k in enumerate("ab"):
+            with backward.part(last=i == 1):
+                if seen is not None and k == "b":  # what part a left behind when part b starts
+                    seen.append([p.grad is None for p in net.a.parameters()])
+                loss = net(x[batch.idx], k)
+                backward(loss)
+            total = total + loss.detach()
+        return total, {}
+
+    opt = adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
+    hist = fit(model, opt, parts, 16, 4, 2, manual_backward=True, step_parts=step_parts, seed=2)
+    return model, hist, opt
+
+
+def test_stepping_each_part_frees_its_gradients_and_gives_the_same_updates():
+    seen = []
+    model, hist, opt = _disjoint_run(True, seen)
+    ref, ref_hist, ref_opt = _disjoint_run(False)
+    assert len(seen) == 8 and all(all(s) for s in seen)  # part a's gradients were gone during part b
+    assert [h["loss"] for h in hist] == [h["loss"] for h in ref_hist]
+    for (k, a), b in zip(model.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(a, b), k  # bitwise: each parameter sees the same gradient and Adam update
+    for p, q in zip(model.parameters(), ref.parameters()):
+        assert opt.state[p]["step"] == ref_opt.state[q]["step"] == 8
+        assert torch.equal(opt.state[p]["exp_avg_sq"], ref_opt.state[q]["exp_avg_sq"])
+
+
+def test_stepping_each_part_refuses_parts_that_share_a_parameter():
+    net = _Disjoint()
+    net.b = net.a  # both parts now train the same Linear
+    with pytest.raises(RuntimeError, match="same parameter"):
+        _disjoint_run(True, net=net)
+
+
+def test_bf16_autocast_runs_only_the_encoder_in_bf16():
+    """The projections that feed Barlow Twins are computed in fp32 from the bf16 features."""
+    cfg, data = _cfg(bf16=True)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.skeleton, data.shape[1], data.num_coords).eval()  # no dropout draws
+    x = torch.from_numpy(np.array(data.data[:8], dtype=np.float32))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        feats = model.encoders["theta"](x)[0]
+        z = model._encode("theta", x)[0]
+    assert feats.dtype == torch.bfloat16 and z.dtype == torch.float32
+    with torch.no_grad():
+        expected = model.projectors["theta"](feats.float())
+    torch.testing.assert_close(z, expected)
+
+
 # ----------------------------------------------------------------------------- DDP
 
 
