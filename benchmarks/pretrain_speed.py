@@ -14,6 +14,8 @@ setting is per process). ``--variants``:
 - ``tuned-low``: ``tuned`` with ``pretrain.memory = "low"`` (:func:`asma.models.spatiotemporal.set_memory`:
   each block's graph convolution output recomputed in backward too, only block inputs and
   temporal-convolution outputs stored);
+- ``tuned-min``: ``tuned`` with ``pretrain.memory = "min"``: every block recomputed in backward
+  (activation checkpointing), only block inputs stored;
 - ``untuned``: the same model with one joint backward, D x D cross-correlation, unfused Adam and
   glibc defaults;
 - ``pstl``: the reference PSTL step: ONE ST-GCN-16 encoder, the lineage's ``st_gcn.Model``
@@ -23,7 +25,7 @@ setting is per process). ``--variants``:
   ``torch.optim.Adam`` defaults, glibc defaults. Its FLOPs are counted the same way.
 
     python benchmarks/pretrain_speed.py [--batch 32 64] [--frames 50] [--steps 3]
-        [--variants tuned tuned-low untuned pstl] [--bf16] [--threads 2]
+        [--variants tuned tuned-low tuned-min untuned pstl] [--bf16] [--threads 2]
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ from rich.table import Table
 from asma.losses import BarlowTwinsLoss
 from asma.train.loop import Backward
 
-VARIANTS = ("tuned", "tuned-low", "untuned", "pstl")
+VARIANTS = ("tuned", "tuned-low", "tuned-min", "untuned", "pstl")
 
 
 def conv_peak(threads: int) -> Dict[str, float]:
@@ -133,7 +135,7 @@ def build(variant: str, skel, timers: Timers):
     else:
         model = ASMa(skel, 3, projector=(6144,) * 3, backbone_cfg={"dropout": 0.5})
         model.loss_fn.form = "cross" if variant == "untuned" else "auto"
-        set_memory(model, "low" if variant == "tuned-low" else "fast")
+        set_memory(model, variant[len("tuned-"):] if variant in ("tuned-low", "tuned-min") else "fast")
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=1e-4) if variant in ("untuned", "pstl") else adam(params, lr=1e-4)
     for enc in model.encoders.values():

@@ -75,8 +75,9 @@ class OptimConfig(ScheduleConfig):
             epochs run are :func:`pretrain_epochs`; 0 = exactly ``epochs``). The warm-up stays
             ``warmup_epochs`` epochs.
         memory: ``"fast"`` stores every activation backward needs; ``"low"`` recomputes the
-            cheap ones in backward (:func:`asma.models.spatiotemporal.set_memory`: same values and
-            gradients, lower peak memory, a slower step; docs/training.md).
+            cheap ones in backward, ``"min"`` every block
+            (:func:`asma.models.spatiotemporal.set_memory`: same values and gradients, lower
+            peak memory, a slower step; docs/training.md).
     """
 
     warmup_epochs: int = 10

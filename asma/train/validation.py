@@ -46,7 +46,7 @@ FLOAT_BOUNDS: Dict[str, Tuple[float, float, bool]] = {
 CHOICES: Dict[str, Tuple[str, ...]] = {
     "data.stream": ("joint", "bone", "motion"), "model.frame_mode": ("drop", "zero"),
     "model.anchor": ("augmented", "raw"),
-    "pretrain.memory": ("fast", "low"),
+    "pretrain.memory": ("fast", "low", "min"),
     "distill.mode": ("logits", "features"), "distill.teacher": ("linear", "finetune"),
 }
 #: Largest integer in ``model.backbone_cfg``, ``distill.student_cfg`` and ``model.projector``

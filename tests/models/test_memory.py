@@ -32,6 +32,28 @@ def test_low_memory_gives_the_values_gradients_and_running_statistics_of_the_fas
     assert int(state_l["blocks.1.tcn.0.num_batches_tracked"]) == 1
 
 
+def test_min_memory_gives_the_values_gradients_and_running_statistics_of_the_fast_path():
+    """Every block recomputed in backward: the dropout masks are replayed and the running
+    statistics are updated once (in forward), not again by the recomputation."""
+    out_f, grads_f, state_f = _step("fast")
+    out_m, grads_m, state_m = _step("min")
+    torch.testing.assert_close(out_m, out_f, rtol=0, atol=0)
+    assert set(grads_m) == set(grads_f)
+    for k in grads_f:
+        torch.testing.assert_close(grads_m[k], grads_f[k], rtol=1e-6, atol=1e-7, msg=k)
+    for k in state_f:
+        torch.testing.assert_close(state_m[k], state_f[k], rtol=0, atol=0, msg=k)
+    assert int(state_m["blocks.1.tcn.0.num_batches_tracked"]) == 1
+
+
+def test_min_memory_under_bf16_autocast_matches_the_fast_path():
+    out_f, grads_f, _ = _step("fast", bf16=True)
+    out_m, grads_m, _ = _step("min", bf16=True)
+    torch.testing.assert_close(out_m, out_f, rtol=1e-3, atol=1e-3)
+    for k in grads_f:
+        torch.testing.assert_close(grads_m[k], grads_f[k], rtol=1e-2, atol=1e-3, msg=k)
+
+
 def test_low_memory_under_bf16_autocast_matches_the_fast_path():
     out_f, grads_f, _ = _step("fast", bf16=True)
     out_l, grads_l, _ = _step("low", bf16=True)
@@ -64,6 +86,8 @@ def test_each_memory_mode_stores_fewer_activations(monkeypatch):
     stored = _saved_bytes("fast")
     assert fast < 0.9 * stored, (fast, stored)  # 0.84 measured
     assert low < 0.45 * stored, (low, stored)  # 0.38 measured
+    minimal = _saved_bytes("min")  # the checkpoints' inputs: each block's input (and the graph)
+    assert minimal < 0.6 * low, (minimal, low)  # 0.28 measured
 
 
 def test_eval_mode_and_no_grad_ignore_the_memory_mode():
@@ -79,7 +103,7 @@ def test_frozen_batchnorm_statistics_keep_the_stored_path():
     """BatchNorms in eval inside a training encoder (fine-tuning with frozen statistics): no
     recomputation with batch statistics, the gradients of the fast path."""
     grads = {}
-    for mode in ("fast", "low"):
+    for mode in ("fast", "low", "min"):
         torch.manual_seed(0)
         enc = set_memory(create_backbone("stgcn", "ntu25", 3, hidden_channels=4, out_channels=16, dropout=0.0), mode)
         for m in enc.modules():
@@ -88,8 +112,9 @@ def test_frozen_batchnorm_statistics_keep_the_stored_path():
                 m.eval()
         enc(torch.randn(2, 3, 12, 25, 2))[0].square().sum().backward()
         grads[mode] = [p.grad for p in enc.parameters()]
-    for a, b in zip(grads["low"], grads["fast"]):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    for mode in ("low", "min"):
+        for a, b in zip(grads[mode], grads["fast"]):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_unknown_memory_mode_is_refused():

@@ -80,13 +80,14 @@ def test_per_encoder_backward_under_bf16_autocast():
     assert [h["loss"] for h in model.history] == pytest.approx([h["loss"] for h in ref_hist], rel=1e-3)
 
 
-def test_low_memory_pretraining_reproduces_the_fast_one():
-    """pretrain.memory = "low" (activations recomputed in backward) trains the same model."""
+@pytest.mark.parametrize("mode", ["low", "min"])
+def test_low_memory_pretraining_reproduces_the_fast_one(mode):
+    """pretrain.memory = "low" / "min" (activations recomputed in backward) trains the same model."""
     cfg, data = _cfg()
     fast = pretrain(cfg, data, None, progress=False)
-    cfg.pretrain.memory = "low"
+    cfg.pretrain.memory = mode
     low = pretrain(cfg, data, None, progress=False)
-    assert any(getattr(m, "recompute", False) for m in low.modules())
+    assert any(getattr(m, "recompute" if mode == "low" else "checkpoint", False) for m in low.modules())
     for h, r in zip(low.history, fast.history):
         for k in ("loss", "theta/joint", "theta/frame", "phi/joint", "phi/frame"):
             assert h[k] == pytest.approx(r[k], rel=1e-6, abs=1e-7), k
