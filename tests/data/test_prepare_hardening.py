@@ -196,24 +196,3 @@ def test_remove_stale_temporaries_ignores_other_names(tmp_path):
     assert all(p.exists() for p in keep)
     shutil.rmtree(tmp_path / "ntu60-xsub")
 
-
-def _allocator_tuned() -> bool:
-    from asma import allocator
-    return allocator._applied
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
-def test_pool_workers_keep_freed_memory_in_the_heap(monkeypatch):
-    """The pool's workers tune glibc (no mmap per buffer, no trimming); the main process is left alone."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    from asma import allocator
-    from asma.data.prepare.workers import _init_worker
-
-    monkeypatch.delenv(allocator.ENV_VAR, raising=False)
-    before = allocator._applied
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(os.getpid(),)) as pool:
-        assert pool.submit(_allocator_tuned).result()
-    assert allocator._applied == before

@@ -135,21 +135,9 @@ def _run_chunk(job: Dict[str, Any]) -> Dict[str, Any]:
     return {"index": job["index"], "items": len(job["items"]), "samples": len(samples)}
 
 
-def _init_worker(parent: int) -> None:
-    """Pool initializer: end with the main process (:func:`_die_with_parent`) and keep freed
-    memory in the heap (:func:`~asma.allocator.tune_allocator`): each file's arrays are a few
-    hundred kB, which glibc otherwise unmaps and the kernel zeroes again for the next file (about
-    230 page faults per NTU file; parsing 1.25-1.4x slower). A worker exits with its pool, so
-    the heap it keeps costs nothing afterwards."""
-    from ...allocator import tune_allocator
-
-    _die_with_parent(parent)
-    tune_allocator()
-
-
 def _die_with_parent(parent: int) -> None:
-    """End this worker when the main process dies, even by ``kill -9`` (otherwise orphaned
-    workers keep parsing for the rest of their queue)."""
+    """Pool initializer: end this worker when the main process dies, even by ``kill -9``
+    (otherwise orphaned workers keep parsing for the rest of their queue)."""
     import ctypes
     import os
     import signal
@@ -189,7 +177,7 @@ def _run_jobs(jobs: List[Dict[str, Any]], workers: int, mp_context: Optional[str
         ctx = mp.get_context(method) if method else None
         import os
 
-        with ProcessPoolExecutor(max_workers=nworkers, mp_context=ctx, initializer=_init_worker,
+        with ProcessPoolExecutor(max_workers=nworkers, mp_context=ctx, initializer=_die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             pending = set()
             queue = list(jobs)
