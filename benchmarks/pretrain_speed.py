@@ -11,7 +11,7 @@ setting is per process). ``--variants``:
   gradients are never alive together), Gram-form Barlow Twins, fused Adam, glibc allocator tuning, aggregate-first
   graph convolution, ``rand_like`` dropout masks, the temporal unit's BatchNorm + ReLU recomputed
   in backward (not stored);
-- ``tuned-low``: ``tuned`` with ``pretrain.memory = "low"`` (:func:`asma.models.spatiotemporal.set_memory`:
+- ``tuned-low``: ``tuned`` with ``pretrain.memory = "low"`` (:func:`asma.models.memory.set_memory`:
   each block's graph convolution output recomputed in backward too, only block inputs and
   temporal-convolution outputs stored);
 - ``tuned-min``: ``tuned`` with ``pretrain.memory = "min"``: every block recomputed in backward
@@ -128,7 +128,7 @@ class Timers:
 def build(variant: str, skel, timers: Timers):
     """The model, optimizer and encoder groups of ``variant``, with timers on its parts."""
     from asma.models.asma import ASMa
-    from asma.models.spatiotemporal import set_memory
+    from asma.models.memory import set_memory
     from asma.train.optim import adam
     if variant == "pstl":
         model = PSTLStep(skel)

@@ -105,8 +105,8 @@ class ASMa(nn.Module):
         for i, v in enumerate(views):
             groups.setdefault(tuple(v.shape), []).append(i)
         feats = [enc(torch.cat([views[i] for i in idx], dim=0))[0] for idx in groups.values()]
-        # Under bf16 autocast only the encoder runs in bf16: the projector and the loss stay fp32,
-        # since Barlow Twins pushes cross-correlations of 0.01-0.1 to 0 and bf16 keeps 3 digits.
+        # Under bf16 autocast only the encoder runs in bf16: the projections that feed the
+        # cross-correlation (off-diagonal target 0) are computed in fp32 (docs/training.md).
         with torch.autocast(feats[0].device.type, enabled=False):
             zs = project_groups(proj, [f.float() for f in feats])
         out: list = [None] * len(views)

@@ -8,16 +8,15 @@ The parameter names follow the ST-GCN lineage (``data_bn``, ``blocks.<i>.gcn``, 
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.utils.checkpoint
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from ..graph import Skeleton
+from .memory import checkpoint_block
 from .registry import Backbone
 
 
@@ -97,54 +96,6 @@ def folded_conv_bn(owner: nn.Module, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tup
             cached = (key, *fold_conv_bn(conv, bn))
         owner.__dict__["_folded"] = cached
     return cached[1], cached[2]
-
-
-#: ``set_memory`` modes: ``"fast"`` keeps every activation backward needs, ``"low"`` recomputes the
-#: cheap ones in backward, ``"min"`` every block's forward (see ``benchmarks/README.md``: peak
-#: memory against step time).
-MEMORY_MODES = ("fast", "low", "min")
-
-
-def set_memory(module: nn.Module, mode: str) -> nn.Module:
-    """Set how ``module``'s layers trade memory for time in training (same values, gradients and
-    running statistics in every mode). For every submodule with a ``recompute`` attribute
-    (:class:`SpatioTemporalBlock`): ``"fast"`` (the default) stores what backward needs; ``"low"``
-    recomputes the cheap intermediate tensors in backward (for ST-GCN the graph convolution's
-    output, about 9% more encoder time); ``"min"`` stores only each block's input and recomputes
-    the whole block in backward (activation checkpointing, one more block forward: about a third
-    more encoder time). Returns ``module``.
-
-    Raises:
-        ValueError: ``mode`` is not one of :data:`MEMORY_MODES`.
-    """
-    if mode not in MEMORY_MODES:
-        raise ValueError(f"memory mode must be one of {MEMORY_MODES}, got {mode!r}")
-    for m in module.modules():
-        if hasattr(m, "recompute"):
-            m.recompute = mode == "low"
-            m.checkpoint = mode == "min"
-    return module
-
-
-class _KeepRunningStats:
-    """While a checkpointed block is recomputed in backward, its BatchNorms normalise with the
-    batch statistics of the same input as in forward but must not update their running
-    statistics a second time: they are saved on entry and put back on exit."""
-
-    def __init__(self, module: nn.Module):
-        self._bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-    def __enter__(self):
-        self._saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
-                       for m in self._bns]
-
-    def __exit__(self, *exc):
-        with torch.no_grad():
-            for m, saved in zip(self._bns, self._saved):
-                for b, v in zip([b for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None],
-                                saved):
-                    b.copy_(v)
-        self._saved = []
 
 
 def _tracing() -> bool:
@@ -292,7 +243,7 @@ class SpatioTemporalBlock(nn.Module):
         stride, temporal_kernel, dropout: see :class:`TemporalConv`.
         residual (bool): use a residual branch.
 
-    With ``recompute = True`` (:func:`set_memory` ``"low"``; training, outside autocast) and a
+    With ``recompute = True`` (:func:`~asma.models.memory.set_memory` ``"low"``; training, outside autocast) and a
     spatial layer offering ``recomputable(*graph)`` (:class:`~asma.models.stgcn.GraphConv`), the
     spatial layer, the first BatchNorm, the ReLU and the temporal convolution run as one autograd
     node storing only the block input: the spatial layer's output (and its aggregated
@@ -333,9 +284,7 @@ class SpatioTemporalBlock(nn.Module):
             return self.forward_folded(x, *graph)
         if self.checkpoint and torch.is_grad_enabled() and not torch.jit.is_tracing():
             # dropout masks replayed from the saved RNG state; running statistics updated once
-            return torch.utils.checkpoint.checkpoint(
-                self._forward, x, *graph, use_reentrant=False,
-                context_fn=lambda: (contextlib.nullcontext(), _KeepRunningStats(self)))
+            return checkpoint_block(self._forward, self, x, *graph)
         return self._forward(x, *graph)
 
     def _forward(self, x: Tensor, *graph: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ class GraphConv(nn.Module):
         num_partitions (int): :math:`K`.
 
     :meth:`recomputable` gives the layer as a function of its input and tensors, which a training
-    block in ``"low"`` memory mode (:func:`~asma.models.spatiotemporal.set_memory`) recomputes in
+    block in ``"low"`` memory mode (:func:`~asma.models.memory.set_memory`) recomputes in
     backward instead of storing the aggregated :math:`K \cdot C_{in}`-channel tensor and the output.
 
     ``affine=(scale, shift)`` returns :math:`s_o \mathbf{Y}_o + t_o` per output channel, folded

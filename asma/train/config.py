@@ -76,7 +76,7 @@ class OptimConfig(ScheduleConfig):
             ``warmup_epochs`` epochs.
         memory: ``"fast"`` stores every activation backward needs; ``"low"`` recomputes the
             cheap ones in backward, ``"min"`` every block
-            (:func:`asma.models.spatiotemporal.set_memory`: same values and gradients, lower
+            (:func:`asma.models.memory.set_memory`: same values and gradients, lower
             peak memory, a slower step; docs/training.md).
     """
 

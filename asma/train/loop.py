@@ -254,8 +254,7 @@ def fit(module: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Union[B
 
 def _epoch(net: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, sched, batch_loss,
            manual_backward: bool, step_parts: bool, n: int, plan: _Plan, epoch: int, seed: int, stage: str,
-           rng_stream: int,
-           tick: Callable[[float, float], None]) -> Dict[str, Any]:
+           rng_stream: int, tick: Callable[[float, float], None]) -> Dict[str, Any]:
     """One epoch of :func:`fit`; its record."""
     module.train()
     g = epoch_generator(seed, epoch, rng_stream)

@@ -13,7 +13,7 @@ from ..data.arrays import SkeletonArrays
 from ..data.streams import to_stream
 from ..data.transforms import Augment
 from ..models.asma import ASMa
-from ..models.spatiotemporal import set_memory
+from ..models.memory import set_memory
 from .config import TrainConfig, pretrain_epochs
 from .distributed import init_for_device
 from .engine import Device, resolve_device, torch_threads
@@ -131,8 +131,8 @@ def pretrain(cfg: TrainConfig, train: SkeletonArrays, run_dir: Optional[Path] = 
 
         # each encoder's parameters are stepped after its own backward unless it shares a projector
         model.history = fit(model, opt, batch_step, data.shape[0], oc.batch_size, pretrain_epochs(oc, data.shape[0]),
-                            manual_backward=True, step_parts=not model.shared_projector, warmup_epochs=oc.warmup_epochs, drop_last=True, seed=cfg.seed,
-                            stage="pretrain",
+                            manual_backward=True, step_parts=not model.shared_projector,
+                            warmup_epochs=oc.warmup_epochs, drop_last=True, seed=cfg.seed, stage="pretrain",
                             ckpt_dir=Path(run_dir) / "pretrain" if run_dir else None, config=asdict(cfg),
                             resume=resume, logger=default_logger(run_dir, logger), console=console, progress=progress,
                             max_epochs=max_epochs, device=device)

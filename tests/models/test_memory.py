@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from asma.models import create_backbone
-from asma.models.spatiotemporal import TemporalConv, set_memory
+from asma.models.memory import set_memory
+from asma.models.spatiotemporal import TemporalConv
 
 
 def _step(mode: str, hidden: int = 4, frames: int = 12, bf16: bool = False):
