@@ -3,7 +3,7 @@ scale, 1 and 2 workers, and the projected time for the whole NTU60 set (56,880 r
 
 Usage::
 
-    python benchmarks/prepare_ntu.py [--realdata ../shared/realdata] [--files 1000] [--workers 1 2]
+    python benchmarks/prepare_ntu.py [--realdata ../shared/realdata] [--files 1000] [--workers 1 2] [--rounds 3]
 
 The reference is a faithful reimplementation of the lineage's per-file reader (ST-GCN / CrosSCLR /
 AimCLR ``data_gen/ntu_gendata.py``: ``read_skeleton_filter`` builds a dict per body and per joint
@@ -12,10 +12,12 @@ the two bodies of highest energy), timed in one process on the same files (on th
 exactly the files ``prepare_dataset`` reads). asma's rows: the parse alone (x, y, z and the
 structure, fully validated), the per-file work (parse, body ranking, preprocessing to
 ``(3, 50, 25, 2)``), and ``prepare_dataset`` end to end with 1 and 2 workers (listing, the pool,
-part files, the stores). After the table: the asma / lineage ratios of those rows, the CPU time
-per file of each step, and the wall time of each stage of ``prepare_dataset``. Ratios are within
-one run, so they hold on a loaded machine better than the absolute rates; the 2-worker speed-up
-shows only on idle cores.
+part files, the stores). After the table: the asma / lineage ratios of those rows; the headline
+ratio of ``prepare_dataset`` in ``--rounds`` interleaved rounds, each against the lineage timed
+right before and after it (on a shared machine the speed drifts by a third within a minute, so a
+ratio of two timings taken a minute apart is not reliable); the CPU time per file of each step;
+and the wall time of each stage of ``prepare_dataset``. The 2-worker speed-up shows only on idle
+cores.
 
 Generated files use the real ``.skeleton`` text format (CRLF, 12 values per joint line, 7
 significant digits, uint64 body ids) with NTU60-like statistics: frames ~ N(85, 35) clipped to
@@ -186,19 +188,31 @@ def _cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def bench_prepare(raw: Path, tmp: Path, workers: List[int], n: int, size_kb: float):
-    """Rows of ``prepare_dataset`` end to end and its stage times ``{workers: seconds}``."""
-    rows, stages = [], {}
-    for w in workers:
-        out = tmp / f"out{w}"
-        c0 = _cpu()
-        s = prepare_dataset("ntu60", raw, out, missing_list="none", workers=w)
-        cpu = _cpu() - c0
-        rows.append((f"generated ({n}, mean {size_kb:.0f} kB): `prepare_dataset` end to end", w,
-                     s.files_used / s.seconds["total"], s.files_used / cpu))
-        stages[w] = {**s.seconds, "other": s.seconds["total"] - s.seconds["parse"] - s.seconds["write"]}
-        shutil.rmtree(out, ignore_errors=True)
-    return rows, stages
+def bench_prepare(raw: Path, tmp: Path, workers: List[int], n: int, size_kb: float, rounds: int,
+                  lineage_files: List[str]):
+    """Rows of ``prepare_dataset`` end to end (first round), its stage times ``{workers: seconds}``
+    and, per worker count, its wall rate over the lineage's in each round, the lineage timed on
+    ``lineage_files`` right before and right after that round's runs (their mean): a slow spell of
+    a shared machine then moves both sides of a ratio, not one."""
+    rows, stages, ratios = [], {}, {w: [] for w in workers}
+    for r in range(rounds):
+        before = _rate(lineage_read_xyz, lineage_files, 1)[0]
+        rates = {}
+        for w in workers:
+            out = tmp / f"out{w}"
+            c0 = _cpu()
+            s = prepare_dataset("ntu60", raw, out, missing_list="none", workers=w)
+            cpu = _cpu() - c0
+            rates[w] = s.files_used / s.seconds["total"]
+            if r == 0:
+                rows.append((f"generated ({n}, mean {size_kb:.0f} kB): `prepare_dataset` end to end", w,
+                             rates[w], s.files_used / cpu))
+                stages[w] = {**s.seconds, "other": s.seconds["total"] - s.seconds["parse"] - s.seconds["write"]}
+            shutil.rmtree(out, ignore_errors=True)
+        after = _rate(lineage_read_xyz, lineage_files, 1)[0]
+        for w in workers:
+            ratios[w].append(rates[w] / ((before + after) / 2))
+    return rows, stages, ratios
 
 
 def main(argv=None):
@@ -207,6 +221,8 @@ def main(argv=None):
     ap.add_argument("--files", type=int, default=1000, help="generated files")
     ap.add_argument("--repeats", type=int, default=8, help="passes over the real files per reader")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=3, help="prepare_dataset runs, each between two lineage timings")
+    ap.add_argument("--lineage-files", type=int, default=150, help="generated files the lineage reads per timing")
     ap.add_argument("--keep", type=Path, default=None, help="keep the generated files here")
     args = ap.parse_args(argv)
 
@@ -228,7 +244,8 @@ def main(argv=None):
         # the readers on exactly the files prepare_dataset reads (the lineage once over all of them)
         rows += [(f"generated ({len(gen)}, mean {mean_size:.0f} kB): {w}", n, a, b)
                  for w, n, a, b in bench_readers(gen, 1, 1) if "all 12" not in w]
-        prep, stages = bench_prepare(raw, tmp, args.workers, args.files, mean_size)
+        prep, stages, ratios = bench_prepare(raw, tmp, args.workers, args.files, mean_size, args.rounds,
+                                             gen[:: max(1, len(gen) // args.lineage_files)][: args.lineage_files])
         rows += prep
         per_file = _stages(gen[: min(len(gen), 250)])
     finally:
@@ -236,6 +253,7 @@ def main(argv=None):
             shutil.rmtree(tmp, ignore_errors=True)
     _print_table(rows)
     _print_ratios(rows)
+    _print_rounds(ratios, args.lineage_files)
     _print_stages(per_file, stages, args.files)
     return 0
 
@@ -267,6 +285,15 @@ def _print_ratios(rows) -> None:
         if "lineage" not in what:
             print(f"- {what.split(': ', 1)[1]}, {w} worker{'s' if w > 1 else ''}: {wall / ref[0]:.1f}x "
                   f"({cpu / ref[1]:.1f}x)")
+
+
+def _print_rounds(ratios, lineage_files: int) -> None:
+    """The headline ratio, robust to a noisy machine: each round's rate over the adjacent lineage timings."""
+    print(f"\n`prepare_dataset` / lineage `read_xyz` in interleaved rounds (the lineage on {lineage_files} of the "
+          "generated files right before and after each round), wall files/s:")
+    for w, r in ratios.items():
+        print(f"- {w} worker{'s' if w > 1 else ''}: {min(r):.1f}-{max(r):.1f}x over {len(r)} rounds "
+              f"({', '.join(f'{x:.1f}' for x in r)})")
 
 
 def _print_stages(per_file, stages, n: int) -> None:

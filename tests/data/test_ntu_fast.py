@@ -9,7 +9,7 @@ import pytest
 from asma.data.errors import DataFormatError
 from asma.data.readers import ntu as ntu_module
 from asma.data.readers.ntu import _read_xyz_fast, format_ntu_skeleton, iter_ntu_files, read_ntu_skeleton
-from asma.data.readers.ntu_fast import parse_decimals, read_xyz_fast
+from asma.data.readers.ntu_fast import _SpaceBits, parse_decimals, read_xyz_fast
 
 NAME = "S001C001P001R001A001.skeleton"
 
@@ -107,6 +107,64 @@ def test_parse_decimals_equals_float():
     assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref))
     for bad in (b"1-2", b"1.2.3", b"-", b".", b"abc", b"1e", b"+-1"):
         assert parse_decimals(bad, np.array([0]), np.array([len(bad)])) is None
+
+
+def test_parse_decimals_every_length_and_dot_position():
+    """Every token length 1-17 after the sign, the dot at every position (or none), signs and
+    leading zeros: equal to ``float()``, bit for bit; the longer ones take ``float()`` itself."""
+    rng = np.random.default_rng(3)
+    toks = []
+    for n in range(1, 18):
+        for dot in range(-1, n):
+            for sign in (b"", b"-", b"+"):
+                d = bytearray(rng.integers(48, 58, n).astype(np.uint8).tobytes())
+                if dot >= 0:
+                    d[dot] = 46
+                if dot != 0 or n > 1:  # "." alone is not a number
+                    toks.append(sign + bytes(d))
+    raw = b"x" * 3 + b" ".join(toks)  # tokens start past offset 0: the window reads the bytes before
+    lens = np.array([len(t) for t in toks])
+    starts = 3 + np.cumsum(np.r_[0, lens[:-1] + 1])
+    got = parse_decimals(raw, starts, starts + lens)
+    ref = np.array([float(t) for t in toks])
+    assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref))
+    for bad in (b"1..2", b"12.3.", b"9\xb5", b"0x10", b"1 2"):
+        assert parse_decimals(b"0 " + bad, np.array([2]), np.array([2 + len(bad)])) is None, bad
+
+
+def test_space_bits_answer_like_the_space_offsets():
+    """Per-line space counts, adjacent spaces and the first spaces after an offset, against the
+    plain list of space offsets on random text (crossing 64-bit word boundaries)."""
+    rng = np.random.default_rng(4)
+    for size in (1, 7, 64, 65, 1000, 5003):
+        b = np.where(rng.random(size) < 0.3, 32, 65).astype(np.uint8)
+        sp = np.flatnonzero(b == 32)
+        bits = _SpaceBits(b)
+        pos = np.sort(rng.integers(0, size + 1, 50))
+        np.testing.assert_array_equal(bits.count(pos), np.searchsorted(sp, pos))
+        assert bits.doubled() == bool((np.diff(sp) == 1).any())
+        pos = pos[pos < size]
+        k = np.searchsorted(sp, pos)[:, None] + np.arange(2)
+        near = (k < sp.size).all(axis=1)
+        near[near] = sp[k[near, 1]] - pos[near] < _SpaceBits._WINDOW
+        got = bits.first(pos[near], 2)
+        if near.any():
+            np.testing.assert_array_equal(got, sp[k[near]])
+        if not near.all():
+            assert bits.first(pos, 2) is None
+
+
+def test_tokens_far_from_the_line_start_fall_back():
+    """An x token longer than the space window: the fast path declines, the exact path reads it."""
+    joints = np.random.default_rng(5).normal(size=(25, 3))
+    raw = format_ntu_skeleton([[(1, joints)]]).encode()
+    lines = raw.split(b"\r\n")
+    long_x = b"0." + b"0" * 60 + b"1"
+    cols = lines[4].split(b" ")
+    bad = b"\r\n".join(lines[:4] + [b" ".join([long_x] + cols[1:])] + lines[5:])
+    assert read_xyz_fast(raw) is not None and read_xyz_fast(bad) is None
+    got = read_ntu_skeleton(bad, values="xyz").joints
+    assert got[0, 0, 0] == float(long_x) and np.array_equal(got[0, 1:], read_xyz_fast(raw).xyz[0, 1:])
 
 
 def test_files_without_bodies():

@@ -287,16 +287,26 @@ def ntu_to_array(rec: NtuSkeletonFile, max_bodies: int = 2, body_rule: str = "ac
 
     Frames with no body stay all-zero; the frame axis always has the file's ``F`` frames.
     """
+    return np.ascontiguousarray(_ntu_array_view(rec, max_bodies, body_rule, dtype))
+
+
+def _ntu_array_view(rec: NtuSkeletonFile, max_bodies: int = 2, body_rule: str = "activity",
+                    dtype=np.float32) -> np.ndarray:
+    """:func:`ntu_to_array` as a ``(3, F, 25, M)`` view of an ``(F, M, 25, 3)`` buffer, without the
+    transposing copy (what ``prepare_dataset`` passes to :func:`~asma.data.preprocess.preprocess_clip`,
+    which copies the kept frames anyway)."""
     if body_rule not in BODY_RULES:
         raise ValueError(f"unknown body_rule {body_rule!r}; use one of {BODY_RULES}")
     F = rec.num_frames
     if len(rec.frame) == 0 or max_bodies <= 0:
-        return np.zeros((3, F, NUM_JOINTS, max_bodies), dtype=dtype)
+        return np.zeros((F, max_bodies, NUM_JOINTS, 3), dtype=dtype).transpose(3, 0, 2, 1)
     xyz = rec.joints[:, :, :3]
     if body_rule == "file-order":
         # position of each entry within its frame: index minus the frame's first entry
         first = np.searchsorted(rec.frame, rec.frame, side="left")
         slot = np.arange(len(rec.frame)) - first
+    elif (rec.body_id == rec.body_id[0]).all():  # one body (most files): slot 0 throughout
+        slot = np.zeros(len(rec.frame), np.int64)
     else:
         order = rank_bodies(rec)
         slot_of = {b: s for s, b in enumerate(order[:max_bodies])}
@@ -306,7 +316,7 @@ def ntu_to_array(rec: NtuSkeletonFile, max_bodies: int = 2, body_rule: str = "ac
     # whole (25, 3) rows into a (F, M, 25, 3) buffer, then one transposing copy
     buf = np.zeros((F, max_bodies, NUM_JOINTS, 3), dtype=dtype)
     buf[rec.frame[keep], slot[keep]] = xyz[keep]
-    return np.ascontiguousarray(buf.transpose(3, 0, 2, 1))
+    return buf.transpose(3, 0, 2, 1)
 
 
 def read_ntu_clip(source: Source, *, max_bodies: int = 2, body_rule: str = "activity",

@@ -41,28 +41,69 @@ def read_xyz_fast(raw: bytes) -> Optional[XyzRecord]:
     if lines is None:
         return None
     starts, ends = lines
-    sp = np.flatnonzero(b == 32)
-    if sp.size > 1 and not (np.diff(sp) > 1).all():  # doubled spaces
+    # no space at the start or end of a line (trailing blank lines are already dropped)
+    if (b[starts] == 32).any() or (b[np.maximum(ends - 1, 0)] == 32).any():
         return None
-    first = np.searchsorted(sp, starts)  # index in sp of each line's first space
-    nsp = np.diff(first, append=sp.size)
-    structure = _structure(b, starts, ends, nsp)
+    spaces = _SpaceBits(b)
+    if spaces.doubled():
+        return None
+    structure = _structure(b, starts, ends, spaces.count(ends) - spaces.count(starts))
     if structure is None:
         return None
     num_frames, frame, body = structure
     tok = (body[:, None] + 2 + np.arange(NUM_JOINTS)).ravel()  # joint lines
-    for rows, n in ((body, _SPACES_BODY), (tok, _SPACES_JOINT)):  # no space at the start or end of a line
-        f = first[rows]
-        if (sp[f] == starts[rows]).any() or (sp[f + n - 1] == ends[rows] - 1).any():
-            return None
-    ids = _body_ids(raw, starts[body], sp[first[body]])
+    s = spaces.first(starts[tok], 3)  # (J, 3) the spaces after x, y and z
+    id_end = spaces.first(starts[body], 1)[:, 0]
+    if s is None or id_end is None:
+        return None
+    ids = _body_ids(raw, starts[body], id_end)
     if ids is None:
         return None
-    s = sp[first[tok][:, None] + np.arange(3)]  # (J, 3) the spaces after x, y and z
     xyz = parse_decimals(raw, np.stack([starts[tok], s[:, 0] + 1, s[:, 1] + 1], axis=1), s)
     if xyz is None or not in_range(xyz).all():
         return None
     return XyzRecord(num_frames, frame, ids, body + 1, xyz.reshape(len(body), NUM_JOINTS, 3))
+
+
+class _SpaceBits:
+    """The file's spaces as a bit set (bit ``i`` of byte ``k``: character ``8k + i``), which
+    answers the per-line questions without listing the file's ~50,000 space offsets (listing
+    them was the largest single cost of the parse)."""
+
+    _WINDOW = 57  # characters a 64-bit read covers from any bit offset
+
+    def __init__(self, b: np.ndarray):
+        bits = np.packbits(b == 32, bitorder="little")
+        self.bits = np.concatenate([bits, np.zeros(16 - bits.size % 8, np.uint8)])  # whole words + 8
+        self.words = self.bits.view(_U8)
+        # spaces before character 64k (a running count per word: numpy's cumsum is slow per element)
+        self.before = np.concatenate([[0], np.cumsum(np.bitwise_count(self.words), dtype=np.int64)])
+
+    def doubled(self) -> bool:
+        """Whether two spaces are adjacent anywhere."""
+        w = self.words
+        return bool((w & ((w >> _ONE) | np.concatenate([w[1:], w[:1] & 0]) << np.uint64(63))).any())
+
+    def count(self, pos: np.ndarray) -> np.ndarray:
+        """Spaces before each character offset ``pos``. Shapes: ``(N,)`` -> ``(N,)`` int64."""
+        k = pos >> 6
+        low = self.words[k] & ((_ONE << (pos & 63).astype(np.uint64)) - _ONE)
+        return self.before[k] + np.bitwise_count(low)
+
+    def first(self, pos: np.ndarray, n: int) -> Optional[np.ndarray]:
+        """Offsets of the first ``n`` spaces at or after each offset ``pos`` within
+        :attr:`_WINDOW` characters, or ``None`` when one is further away.
+        Shapes: ``(N,)`` -> ``(N, n)`` int64."""
+        words = np.ndarray((self.bits.size - 7,), _U8, self.bits, strides=(1,))  # at every byte
+        w = words[pos >> 3] >> (pos & 7).astype(np.uint64)
+        out = np.empty((pos.size, n), np.int64)
+        for i in range(n):
+            if i:
+                w &= w - _ONE  # drop the lowest set bit
+            out[:, i] = np.bitwise_count(~w & (w - _ONE))  # trailing zeros (64 for none)
+        if pos.size and out[:, -1].max() >= self._WINDOW:
+            return None
+        return out + pos[:, None]
 
 
 def _lines(raw: bytes, b: np.ndarray):
@@ -152,34 +193,43 @@ def _body_ids(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional[np.n
 
 _W = 16  # window bytes: two little-endian 64-bit words
 _U8 = np.dtype("<u8")
-_H80, _L7F = np.uint64(0x8080808080808080), np.uint64(0x7F7F7F7F7F7F7F7F)
-_L30, _L50, _L46, _L2E = (np.uint64(0x0101010101010101 * c) for c in (0x30, 0x50, 0x46, 0x2E))
-# _KEEP[:, n]: mask of the last n bytes of a 16-byte window, first and second word
-_KEEP = np.tril(np.full((_W + 1, _W), 0xFF, np.uint8), -1)[:, ::-1].copy().view(_U8).T.copy()
-_POW10 = 10.0 ** np.arange(23)
-_POW10_INT = np.array([10 ** k for k in range(17)], np.uint64)
+_H80, _L7F, _L76, _L30, _L1E = (np.uint64(0x0101010101010101 * c) for c in (0x80, 0x7F, 0x76, 0x30, 0x1E))
+_U16 = np.dtype("V16")  # a 16-byte record: two words
+# _KEEP[n]: mask of the last n bytes of a 16-byte window
+_KEEP = np.tril(np.full((_W + 1, _W), 0xFF, np.uint8), -1)[:, ::-1].copy().view(_U16).ravel()
+_POW10 = np.concatenate([10.0 ** np.arange(_W + 1), -(10.0 ** np.arange(_W + 1))])  # then the signed divisors
+_POW10_INT = np.array([10 ** k for k in range(_W + 1)], np.uint64)
 _MAX_DIGITS = 15  # mantissas below 2**53: one exact division gives the correctly rounded value
-_ONE, _THREE, _SIX, _TEN = (np.uint64(k) for k in (1, 3, 6, 10))
+_ONE, _THREE, _SEVEN, _EIGHT, _TEN = (np.uint64(k) for k in (1, 3, 7, 8, 10))
+_M1, _M2, _M3 = (np.uint64(m) for m in (0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 10 ** 8))
 
 
-def _eight_digits(v: np.ndarray) -> np.ndarray:
-    """8 ASCII digits per word (first byte most significant) -> their value (Lemire's SWAR)."""
-    v = ((v & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(2561)) >> np.uint64(8)
-    v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
-    return ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
+def _digit_words(d: np.ndarray) -> np.ndarray:
+    """8 digit values (0-9) per word, first byte most significant -> their value (Lemire's SWAR;
+    the digits are already 0-9, so the first mask is not needed), in place."""
+    d *= np.uint64(2561)
+    d >>= _EIGHT
+    d &= _M1
+    d *= np.uint64(6553601)
+    d >>= np.uint64(16)
+    d &= _M2
+    d *= np.uint64(42949672960001)
+    d >>= np.uint64(32)
+    return d
 
 
 def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional[np.ndarray]:
     """Vectorised ``float()`` of the tokens ``raw[starts[k]:ends[k]]`` (any shape of offsets).
 
     Plain decimals (``-0.2702398``, ``3.561895``, ``5.``, ``.5``, ``+3``) of at most 16 bytes after
-    the sign and 15 digits: each token's last 16 bytes are read as two 64-bit words, checked byte
-    by byte with SWAR masks, the digits combined into an exact integer mantissa and divided once
-    by a power of ten, which equals ``float()`` exactly (Clinger's fast path). Others (an
-    exponent, more digits) go through ``float()`` one by one. ``None`` when a token is not a
-    number (the caller's exact path then names the line). Hand-written because numpy has no C
-    routine that parses selected tokens of a buffer (``np.fromstring`` parses every token, at
-    several times the cost).
+    the sign and 15 digits: each token's last 16 bytes are read as two 64-bit words and XORed
+    with ``"0"``, so digits become 0-9, the dot 0x1E and the bytes before the token (masked) 0;
+    SWAR masks check every byte, the digits combine into an exact integer mantissa that is
+    divided once by a power of ten, which equals ``float()`` exactly (Clinger's fast path).
+    Others (an exponent, more digits) go through ``float()`` one by one. ``None`` when a token
+    is not a number (the caller's exact path then names the line). Hand-written because numpy
+    has no C routine that parses selected tokens of a buffer (``np.fromstring`` and the string
+    casts parse every token, at several times the cost).
 
     Shapes: ``starts``, ``ends``: ``(...)`` -> ``(...)`` float64.
     """
@@ -191,34 +241,46 @@ def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional
     if b.size == 0 or (ends <= starts).any() or starts.min() < 0 or ends.max() > b.size:
         return None
     lead = b[starts]
-    nb = ends - starts - ((lead == 45) | (lead == 43))  # bytes after the sign
+    neg = lead == 45
+    nb = ends - starts - (neg | (lead == 43))  # bytes after the sign
     wend = ends
     if ends.min() < _W:  # room for the window before the first token
         b, wend = np.concatenate([np.zeros(_W, np.uint8), b]), ends + _W
-    # 64-bit words at every byte offset (an unaligned view); row 0: the first 8 of the 16 bytes
-    # before each token end, row 1: the last 8
-    w = np.ndarray((b.size - 7,), _U8, b, strides=(1,))[np.stack([wend - _W, wend - 8])]
-    keep = _KEEP[:, np.minimum(nb, _W)]
-    w = (w & keep) | (_L30 & ~keep)  # bytes before the token (and the sign) read as "0"
-    digit = (w + _L50) & ~(w + _L46) & _H80  # high bit of each byte 0x30..0x39 (ASCII: no carries)
-    dot = ~((w ^ _L2E) + _L7F) & _H80  # high bit of each "." byte
-    bad = (digit | dot) != _H80
+    # the 16 bytes before each token end: one gather of 16-byte records at every byte offset,
+    # viewed as (N, 2) words (first, second); the steps then reuse three buffers in place (with a
+    # fresh array per step the temporaries outgrow the cache)
+    rec = np.ndarray((b.size - _W + 1,), _U16, b, strides=(1,))[wend - _W]
+    t = rec.view(_U8).reshape(-1, 2)
+    t ^= _L30
+    t &= _KEEP[np.minimum(nb, _W)].view(_U8).reshape(-1, 2)  # digits 0-9, "." 0x1E, before the token 0
+    dot = np.bitwise_xor(t, _L1E)
+    dot += _L7F
+    np.invert(dot, out=dot)
+    dot &= _H80  # high bit of each "." byte (ASCII: no carries)
+    tmp = t & _H80  # bytes from 0x80: the masks assume ASCII
+    bad = np.add(t, _L76)
+    bad &= _H80
+    bad ^= dot
+    bad |= tmp  # high bit of each byte above 9 that is not a dot
     ndot = np.bitwise_count(dot)
-    ndot = ndot[0] + ndot[1]
-    slow = bad[0] | bad[1] | (nb > _W) | (nb - ndot > _MAX_DIGITS)
-    if not raw.isascii():  # the masks assume bytes below 0x80
-        slow[:] = True
+    ndot = ndot[:, 0].astype(np.int64) + ndot[:, 1]
+    slow = ((bad[:, 0] | bad[:, 1]) != 0) | (nb > _W) | (nb - ndot > _MAX_DIGITS)
     if ((ndot > 1) | (nb - ndot < 1))[~slow].any():
         return None
-    w += dot >> _SIX  # "." read as a zero digit, taken out below
-    a = _eight_digits(w)
-    a = a[0] * np.uint64(10 ** 8) + a[1]
-    col = (np.bitwise_count(dot - _ONE) >> _THREE).astype(np.int64)  # byte of the dot in each word, 8: none
-    frac = np.where(col[1] < 8, 7 - col[1], np.where(col[0] < 8, 15 - col[0], 0))  # digits after the dot
+    np.right_shift(dot, _SEVEN, out=tmp)
+    tmp *= np.uint64(0x1E)
+    t -= tmp  # the dot read as a 0 digit, taken out below
+    a = _digit_words(t)
+    a = a[:, 0] * _M3 + a[:, 1]
+    np.subtract(dot, _ONE, out=tmp)
+    tmp |= dot
+    np.invert(tmp, out=tmp)
+    after = np.bitwise_count(tmp) >> 3  # bytes after the dot in its word (0: none)
+    frac = after[:, 1].astype(np.intp)
+    frac += np.where(dot[:, 0] != 0, after[:, 0] + 8, 0)  # digits after the dot
     r = a % _POW10_INT[frac]
     mant = np.where(ndot == 1, (a - r) // _TEN + r, a)
-    val = mant.astype(np.float64) / _POW10[frac]
-    val = np.where(lead == 45, -val, val)
+    val = mant.astype(np.float64) / _POW10[frac + neg * (_W + 1)]  # "-0" gives -0.0, as float() does
     for k in np.flatnonzero(slow).tolist():
         try:
             val[k] = float(raw[starts[k]:ends[k]])
