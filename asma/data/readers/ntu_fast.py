@@ -59,7 +59,8 @@ def read_xyz_fast(raw: bytes) -> Optional[XyzRecord]:
     ids = _body_ids(raw, starts[body], id_end)
     if ids is None:
         return None
-    xyz = parse_decimals(raw, np.stack([starts[tok], s[:, 0] + 1, s[:, 1] + 1], axis=1), s)
+    # the offsets come from the line and space scans: in the file, each token non-empty
+    xyz = _decimals(raw, b, np.stack([starts[tok], s[:, 0] + 1, s[:, 1] + 1], axis=1).ravel(), s.ravel())
     if xyz is None or not in_range(xyz).all():
         return None
     return XyzRecord(num_frames, frame, ids, body + 1, xyz.reshape(len(body), NUM_JOINTS, 3))
@@ -109,13 +110,15 @@ class _SpaceBits:
 def _lines(raw: bytes, b: np.ndarray):
     """``(starts, ends)`` byte offsets of the lines (without CR/LF), trailing empty lines dropped;
     ``None`` for non-ASCII or control bytes, or a CR that does not end a line."""
-    if not raw or not raw.isascii():
+    if not raw:
         return None
     nl = np.flatnonzero(b == 10)
     starts = np.concatenate([[0], nl + 1])
     ends = np.concatenate([nl, [b.size]])
     cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13)  # CRs that end a line
-    if np.count_nonzero(b < 32) != nl.size + np.count_nonzero(cr):  # tabs, NUL, a CR inside a line, ...
+    # no control byte but the newlines and the CRs that end a line, no byte from 0x80 (read as
+    # int8 those are negative: one pass for both)
+    if np.count_nonzero(b.view(np.int8) < 32) != nl.size + np.count_nonzero(cr):
         return None
     ends = ends - cr
     nonempty = np.flatnonzero(ends > starts)
@@ -221,12 +224,12 @@ def _digit_words(d: np.ndarray) -> np.ndarray:
 def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional[np.ndarray]:
     """Vectorised ``float()`` of the tokens ``raw[starts[k]:ends[k]]`` (any shape of offsets).
 
-    Plain decimals (``-0.2702398``, ``3.561895``, ``5.``, ``.5``, ``+3``) of at most 16 bytes after
-    the sign and 15 digits: each token's last 16 bytes are read as two 64-bit words and XORed
+    Plain decimals (``-0.2702398``, ``3.561895``, ``5.``, ``.5``) of at most 16 bytes after
+    a minus sign and 15 digits: each token's last 16 bytes are read as two 64-bit words and XORed
     with ``"0"``, so digits become 0-9, the dot 0x1E and the bytes before the token (masked) 0;
     SWAR masks check every byte, the digits combine into an exact integer mantissa that is
     divided once by a power of ten, which equals ``float()`` exactly (Clinger's fast path).
-    Others (an exponent, more digits) go through ``float()`` one by one. ``None`` when a token
+    Others (a ``+`` sign, an exponent, more digits) go through ``float()`` one by one. ``None`` when a token
     is not a number (the caller's exact path then names the line). Hand-written because numpy
     has no C routine that parses selected tokens of a buffer (``np.fromstring`` and the string
     casts parse every token, at several times the cost).
@@ -240,9 +243,17 @@ def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional
         return np.zeros(shape)
     if b.size == 0 or (ends <= starts).any() or starts.min() < 0 or ends.max() > b.size:
         return None
-    lead = b[starts]
-    neg = lead == 45
-    nb = ends - starts - (neg | (lead == 43))  # bytes after the sign
+    val = _decimals(raw, b, starts, ends)
+    return None if val is None else val.reshape(shape)
+
+
+def _decimals(raw: bytes, b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Optional[np.ndarray]:
+    """:func:`parse_decimals` of ``(N,)`` int64 offsets already known to be non-empty tokens
+    inside ``b`` (the bytes of ``raw``). Shapes: ``(N,)`` -> ``(N,)`` float64."""
+    if starts.size == 0:
+        return np.zeros(0)
+    neg = b[starts] == 45
+    nb = ends - starts - neg  # bytes after a "-" (a "+" stays in the window: float() takes it)
     wend = ends
     if ends.min() < _W:  # room for the window before the first token
         b, wend = np.concatenate([np.zeros(_W, np.uint8), b]), ends + _W
@@ -286,4 +297,4 @@ def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional
             val[k] = float(raw[starts[k]:ends[k]])
         except ValueError:
             return None
-    return val.reshape(shape)
+    return val
