@@ -117,16 +117,6 @@ def _check_frames(cfg, alias: str) -> None:
                        f"{prepare_command(cfg.data.dataset, cfg.data.data_dir)} --frames {cfg.data.num_frames}")
 
 
-def _resolve_epochs(cfg) -> None:
-    """Write the pretraining epochs that run (``pretrain.min_steps`` on the prepared training set)
-    into the config, as ``asma train`` does, so the run's ``config.json`` and the card state them."""
-    from asma.train.config import pretrain_epochs
-    from asma.train.options import train_size
-    n = train_size(cfg.data)
-    if n is not None:
-        cfg.pretrain.epochs = pretrain_epochs(cfg.pretrain, n)
-
-
 def _run_stages(cfg, console, progress: bool) -> Dict[str, float]:
     """Run the stages of ``cfg.stages`` that the run has not finished, one at a time (resuming the
     run), and return ``{stage: seconds}`` for each of them, from ``<run>/zoo-build.json`` for the
@@ -177,6 +167,8 @@ def build(name: str, *, data_dir: Optional[PathLike] = None, manifests: Optional
             recipe's. ValueError / FileNotFoundError: the dataset is not prepared (names the
             ``asma data prepare`` command) or the recipe is invalid.
     """
+    from asma.train.options import resolve_epochs
+
     from .cache import zoo_cache_dir
 
     entry = resolve(name, manifests)
@@ -187,7 +179,7 @@ def build(name: str, *, data_dir: Optional[PathLike] = None, manifests: Optional
     cfg.threads = threads
     cfg.run_dir = str(Path(run_dir) if run_dir else cache / ".runs" / run_key(entry.recipe, cfg))
     _check_frames(cfg, entry.alias)
-    _resolve_epochs(cfg)
+    resolve_epochs(cfg)  # as asma train does: the run's config.json and the card state the epochs
     t0 = time.perf_counter()
     stage_seconds = _run_stages(cfg, console, progress)
     seconds = round(time.perf_counter() - t0, 1)

@@ -154,12 +154,18 @@ def config_from_options(*, preset: str = "auto", config_files: Sequence[str] = (
     if preset == "auto":  # the dataset may come from an option, a config file or a --set
         data = build("paper").data
         preset = auto_preset(data, train_size(data))
-    cfg = check_config(build(preset))
+    return check_config(resolve_epochs(check_config(build(preset))))
+
+
+def resolve_epochs(cfg: TrainConfig) -> TrainConfig:
+    """Write the pretraining epochs that run (``pretrain.min_steps`` on the prepared training set,
+    :func:`~asma.train.config.pretrain_epochs`) into ``cfg`` when the dataset is prepared, so a
+    run's ``config.json`` (and a zoo card) state them; returns ``cfg``."""
     n = train_size(cfg.data)
     if n is not None:
         cfg.pretrain.epochs = pretrain_epochs(cfg.pretrain, n)
-    return check_config(cfg)
+    return cfg
 
 
 __all__ = ["SMALL_MAX_CLIPS", "FEW_STEPS", "RESUMABLE_OPTIONS", "train_size", "auto_preset", "budget_warning",
-           "config_from_options"]
+           "resolve_epochs", "config_from_options"]
