@@ -59,10 +59,8 @@ class GraphConv(nn.Module):
         self.conv.reset_parameters()
 
     def forward(self, x: Tensor, A: Tensor, affine: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
-        if affine is not None:
-            scale, shift = affine
-            return graph_conv(x, A, self.conv.weight, self.conv.bias, self._sizes, scale, shift)
-        return graph_conv(x, A, self.conv.weight, self.conv.bias, self._sizes)
+        scale, shift = affine if affine is not None else (None, None)
+        return graph_conv(x, A, self.conv.weight, self.conv.bias, self._sizes, scale, shift)
 
     def recomputable(self, A: Tensor) -> Tuple[Callable[..., Tensor], Tuple[Tensor, ...]]:
         """``(fn, tensors)`` with ``fn(x, *tensors) == self(x, A)``, for recomputation in backward."""
