@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from asma.models import create_backbone
-from asma.models.spatiotemporal import Dropout, TemporalConv
+from asma.models.spatiotemporal import Dropout, TemporalConv, keep_mask
 
 
 def test_dropout_masks_have_nn_dropouts_distribution_and_are_seeded():
@@ -27,6 +27,21 @@ def test_dropout_masks_have_nn_dropouts_distribution_and_are_seeded():
     assert torch.equal(g.grad, (out != 0).float() * 2.0)
     with pytest.raises(ValueError, match="dropout probability must be in"):
         Dropout(1.0)
+
+
+def test_keep_mask_lanes_are_unbiased_and_its_edges_exact():
+    torch.manual_seed(0)
+    m = keep_mask(torch.empty(250_000, 4), 0.5).float()  # column j: lane j of every 64-bit draw
+    assert (m.mean(0) - 0.5).abs().max() < 4 * (0.25 / 250_000) ** 0.5  # each lane, not only the mean
+    pairs = m[:, 0] * 2 + m[:, 1]  # two lanes of one draw are independent: each pattern 1/4
+    assert (torch.bincount(pairs.long(), minlength=4) / 250_000 - 0.25).abs().max() < 4 * (0.1875 / 250_000) ** 0.5
+    x = torch.empty(1_000_003)  # not a multiple of 4
+    assert keep_mask(x, 0.0).all()  # t = 0: every 16-bit value is kept
+    rare = keep_mask(x, 1 - 2 ** -20).float().mean().item()  # t = 2**16 - 1: only the top value
+    assert 0 < rare < 4 / 2 ** 16
+    torch.manual_seed(1)
+    rate = keep_mask(x, 0.3).float().mean().item()
+    assert abs(rate - 0.7) < 4 * (0.21 / x.numel()) ** 0.5
 
 
 def test_the_encoders_use_it():

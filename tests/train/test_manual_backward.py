@@ -265,13 +265,13 @@ def test_grouped_projection_equals_one_projector_call_per_group():
 
 
 def test_dropout_by_a_bool_mask_product_equals_masked_fill_and_saves_a_bool_mask():
-    from asma.models.spatiotemporal import Dropout
+    from asma.models.spatiotemporal import Dropout, keep_mask
     drop = Dropout(0.3).train()
     x = torch.randn(4, 8, 10, 25, requires_grad=True)
     torch.manual_seed(5)
     y = drop(x)
     torch.manual_seed(5)
-    ref = x.detach().masked_fill(torch.rand_like(x) < 0.3, 0.0).mul_(1.0 / 0.7)  # the same draws
+    ref = x.detach().masked_fill(~keep_mask(x, 0.3), 0.0).mul_(1.0 / 0.7)  # the same draws
     assert torch.equal(y, ref)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
