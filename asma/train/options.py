@@ -154,7 +154,8 @@ def config_from_options(*, preset: str = "auto", config_files: Sequence[str] = (
     if preset == "auto":  # the dataset may come from an option, a config file or a --set
         data = build("paper").data
         preset = auto_preset(data, train_size(data))
-    return check_config(resolve_epochs(check_config(build(preset))))
+    cfg = check_config(build(preset))
+    return check_config(resolve_epochs(cfg))  # the epochs depend on the checked config's batch size
 
 
 def resolve_epochs(cfg: TrainConfig) -> TrainConfig:

@@ -203,7 +203,7 @@ _KEEP = np.tril(np.full((_W + 1, _W), 0xFF, np.uint8), -1)[:, ::-1].copy().view(
 _POW10 = np.concatenate([10.0 ** np.arange(_W + 1), -(10.0 ** np.arange(_W + 1))])  # then the signed divisors
 _POW10_INT = np.array([10 ** k for k in range(_W + 1)], np.uint64)
 _MAX_DIGITS = 15  # mantissas below 2**53: one exact division gives the correctly rounded value
-_ONE, _THREE, _SEVEN, _EIGHT, _TEN = (np.uint64(k) for k in (1, 3, 7, 8, 10))
+_ONE, _SEVEN, _EIGHT, _TEN = (np.uint64(k) for k in (1, 7, 8, 10))
 _M1, _M2, _M3 = (np.uint64(m) for m in (0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 10 ** 8))
 
 
@@ -229,10 +229,10 @@ def parse_decimals(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> Optional
     with ``"0"``, so digits become 0-9, the dot 0x1E and the bytes before the token (masked) 0;
     SWAR masks check every byte, the digits combine into an exact integer mantissa that is
     divided once by a power of ten, which equals ``float()`` exactly (Clinger's fast path).
-    Others (a ``+`` sign, an exponent, more digits) go through ``float()`` one by one. ``None`` when a token
-    is not a number (the caller's exact path then names the line). Hand-written because numpy
-    has no C routine that parses selected tokens of a buffer (``np.fromstring`` and the string
-    casts parse every token, at several times the cost).
+    Others (a ``+`` sign, an exponent, more digits) go through ``float()`` one by one. ``None``
+    when a token is not a number (the caller's exact path then names the line). Hand-written
+    because numpy has no C routine that parses selected tokens of a buffer (``np.fromstring`` and
+    the string casts parse every token, at several times the cost).
 
     Shapes: ``starts``, ``ends``: ``(...)`` -> ``(...)`` float64.
     """
