@@ -42,10 +42,12 @@ import numpy as np
 
 from asma.data.prepare import prepare_dataset
 from asma.data.preprocess import PreprocessConfig, preprocess_clip
-from asma.data.readers.ntu import format_ntu_skeleton, iter_ntu_files, ntu_to_array, read_ntu_clip, read_ntu_skeleton
+from asma.data.readers.ntu import (format_ntu_skeleton, iter_ntu_files, ntu_to_array, read_ntu_clip, read_ntu_skeleton,
+                                  read_ntu_skeletons)
 
 NTU60_FILES = 56_880
 NTU60_USED = 56_880 - 302
+BATCH = 16  # files per read_ntu_skeletons call, as prepare_dataset's workers read them
 
 
 def _template(realdata: Path):
@@ -149,20 +151,32 @@ def _rate(fn, files, repeats: int):
     return n / (time.perf_counter() - t), n / (time.process_time() - c)
 
 
+def _rate_batched(files, repeats: int):
+    """:func:`_rate` of ``read_ntu_skeletons`` on batches of :data:`BATCH` files."""
+    t, c = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        for i in range(0, len(files), BATCH):
+            read_ntu_skeletons(files[i:i + BATCH])
+    n = len(files) * repeats
+    return n / (time.perf_counter() - t), n / (time.process_time() - c)
+
+
 def _stages(files: List[str]):
-    """CPU seconds per file of each step of the per-file work (one process): read the bytes, parse
-    x, y, z, assign the bodies to slots, preprocess."""
+    """CPU seconds per file of each step of the per-file work (one process, as a worker does it):
+    read the bytes, parse x, y, z (:data:`BATCH` files per call), assign the bodies to slots,
+    preprocess."""
     cfg = PreprocessConfig()
     t = dict.fromkeys(("read", "parse", "bodies", "preprocess"), 0.0)
-    for f in files:
+    for i in range(0, len(files), BATCH):
         c0 = time.process_time()
-        raw = open(f, "rb").read()
+        raws = [open(f, "rb").read() for f in files[i:i + BATCH]]
         c1 = time.process_time()
-        rec = read_ntu_skeleton(raw, name=f, values="xyz")
+        recs = read_ntu_skeletons(raws)
         c2 = time.process_time()
-        x = ntu_to_array(rec)
+        xs = [ntu_to_array(rec) for rec in recs]
         c3 = time.process_time()
-        preprocess_clip(x, cfg)
+        for x in xs:
+            preprocess_clip(x, cfg)
         c4 = time.process_time()
         for k, a, b in zip(t, (c0, c1, c2, c3), (c1, c2, c3, c4)):
             t[k] += b - a
@@ -177,6 +191,8 @@ def bench_readers(files: List[str], repeats: int, lineage_repeats: int):
         ("asma `read_ntu_skeleton`, all 12 values", 1, *_rate(read_ntu_skeleton, files, repeats)),
         ("asma parse alone (`read_ntu_skeleton`, x, y, z)", 1,
          *_rate(lambda f: read_ntu_skeleton(f, values="xyz"), files, repeats)),
+        (f"asma parse alone, {BATCH} files per call (`read_ntu_skeletons`, x, y, z)", 1,
+         *_rate_batched(files, repeats)),
         ("asma per-file work (`read_ntu_clip` + `preprocess_clip`)", 1,
          *_rate(lambda f: preprocess_clip(read_ntu_clip(f), cfg), files, repeats)),
     ]
@@ -217,7 +233,8 @@ def bench_prepare(raw: Path, tmp: Path, workers: List[int], n: int, size_kb: flo
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--realdata", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "realdata")
+    ap.add_argument("--realdata", type=Path, default=Path(os.environ.get(
+        "ASMA_REALDATA", Path(__file__).resolve().parents[1].parent / "shared" / "realdata")))
     ap.add_argument("--files", type=int, default=1000, help="generated files")
     ap.add_argument("--repeats", type=int, default=8, help="passes over the real files per reader")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -238,6 +255,10 @@ def main(argv=None):
     try:
         raw = args.keep or (tmp / "raw")
         t = time.perf_counter()
+        if not (args.realdata / "ntu60_raw_skeleton").is_dir():
+            print(f"NOTE: no real NTU files under {args.realdata} (--realdata or ASMA_REALDATA): the generated files "
+                  "use a synthetic skeleton with shorter numbers, so the rates are not comparable to the recorded "
+                  "ones\n")
         mean_size = generate(raw, args.files, args.realdata) / 1e3
         print(f"generated {args.files} files (mean {mean_size:.0f} kB) in {time.perf_counter() - t:.1f} s\n")
         gen = sorted(str(p) for p in raw.glob("*.skeleton"))

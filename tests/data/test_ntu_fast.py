@@ -9,7 +9,7 @@ import pytest
 from asma.data.errors import DataFormatError
 from asma.data.readers import ntu as ntu_module
 from asma.data.readers.ntu import _read_xyz_fast, format_ntu_skeleton, iter_ntu_files, read_ntu_skeleton
-from asma.data.readers.ntu_fast import _SpaceBits, parse_decimals, read_xyz_fast
+from asma.data.readers.ntu_fast import _SpaceBits, parse_decimals, read_xyz_fast, read_xyz_fast_many
 
 NAME = "S001C001P001R001A001.skeleton"
 
@@ -245,3 +245,115 @@ def test_hostile_mutations_agree_with_the_exact_path(realdata, monkeypatch):
                 np.testing.assert_array_equal(getattr(fast, key), getattr(exact, key))
             assert fast.num_frames == exact.num_frames
     assert min(seen.values()) >= 10, seen  # all three outcomes exercised
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.num_frames == b.num_frames and all(np.array_equal(x, y) and x.dtype == y.dtype
+                                                for x, y in zip(a[1:], b[1:]))
+
+
+def _structural_variants(rng) -> list:
+    """Well-formed files and line-level edits of them (counts, lost/extra lines, endings)."""
+    def j():
+        return rng.normal(size=(25, 3))
+
+    out = []
+    for _ in range(40):
+        frames = [[(int(rng.integers(1, 9)), j()) for _ in range(int(rng.integers(0, 3)))]
+                  for _ in range(int(rng.integers(0, 5)))]
+        raw = format_ntu_skeleton(frames, newline="\r\n" if rng.random() < 0.5 else "\n").encode()
+        out.append(raw)
+        sep = b"\r\n" if b"\r\n" in raw else b"\n"
+        lines = raw.split(sep)
+        k = int(rng.integers(len(lines)))
+        edits = [lines[:k] + lines[k + 1:], lines[:k] + [lines[k]] + lines[k:], lines + [b"1"],
+                 lines[:k] + [str(int(rng.integers(0, 4))).encode()] + lines[k + 1:], lines[:-1], lines + [b"", b""]]
+        if b"25" in lines:  # a joint count other than "25"; a file that starts with a body
+            c = lines.index(b"25")
+            edits.append(lines[:c] + [[b"24", b"26", b"025", b"5"][int(rng.integers(4))]] + lines[c + 1:])
+            edits.append(lines[c - 1:c + 26] + [b"0"])
+        out += [sep.join(e) for e in edits]
+        out.append(raw.rstrip(b"\r\n"))  # no final newline
+        out.append(raw[:-1])  # a lone CR at the end
+    return out + [b"", b"\n", b"0", b"0\n", b"0\r\n\r\n", b"1\n0\n", b"2\n0\n", b"x\n"]
+
+
+def _structure_only(raw: bytes) -> bool:
+    """Whether only the frame/body structure is wrong: each line alone looks fine (ASCII digits,
+    single inner spaces), so every pass over the bytes and tokens accepts it."""
+    lines = raw.replace(b"\r\n", b"\n").split(b"\n")
+    return all(not ln or (ln.strip() == ln and b"  " not in ln and set(ln) <= set(b"0123456789.- ")) for ln in lines)
+
+
+def test_batches_equal_one_file_at_a_time(realdata, monkeypatch):
+    """:func:`read_xyz_fast_many` on random batches of well-formed files, line-level edits of
+    them and byte-level mutations of a real file: each record equals :func:`read_xyz_fast`'s
+    (whose records equal the exact path's),
+    and a file with a wrong structure does not make the batch parse file by file."""
+    import asma.data.readers.ntu_fast as nf
+
+    rng = np.random.default_rng(7)
+    files = _structural_variants(rng)
+    head = (realdata / "ntu60_raw_skeleton" / "levelca" / "S001C003P008R002A058.skeleton").read_bytes()
+    head = b"\r\n".join([b"3"] + head.split(b"\r\n")[1:1 + 3 * 55]) + b"\r\n"
+    for _ in range(150):
+        raw = bytearray(head)
+        pos = int(rng.integers(len(raw)))
+        raw[pos:pos + 1] = bytes([rng.choice(list(b"0123456789.- \r\nx"))]) if rng.random() < 0.7 else b""
+        files.append(bytes(raw))
+    files += [head] * 20
+    ref = [read_xyz_fast(r) for r in files]
+    assert sum(r is None for r in ref) > 50 and sum(r is not None for r in ref) > 100
+    with monkeypatch.context() as m:  # what the fast path accepts, the exact path reads the same
+        m.setattr(ntu_module, "read_xyz_fast", lambda _raw: None)
+        for raw, r in zip(files, ref):
+            if r is not None:
+                try:
+                    exact = read_ntu_skeleton(raw, name=NAME, values="xyz")
+                except DataFormatError as exc:  # in one of the 9 values the fast path does not read
+                    assert "not a number" in str(exc) and not any(f"(value {v})" in str(exc) for v in (1, 2, 3))
+                    continue
+                assert r.num_frames == exact.num_frames and np.array_equal(r.xyz, exact.joints), raw[:60]
+                assert all(np.array_equal(getattr(r, k), getattr(exact, k)) for k in ("frame", "body_id", "line"))
+    for _ in range(3):  # every file, in batches of 2-11 random neighbours
+        order = rng.permutation(len(files))
+        cuts = np.cumsum(rng.integers(2, 12, len(files)))
+        for pick in np.split(order, cuts[cuts < len(files)]):
+            for i, g in zip(pick, read_xyz_fast_many([files[i] for i in pick])):
+                assert _same(g, ref[i]), files[i][:60]
+    # a file with a wrong structure is None in the batch; the others are not parsed again
+    wrong = [i for i, r in enumerate(ref) if r is None and _structure_only(files[i])]
+    assert len(wrong) > 20
+    monkeypatch.setattr(nf, "read_xyz_fast", lambda raw: pytest.fail("the batch was parsed file by file"))
+    pick = [i for pair in zip(wrong, range(len(files) - 20, len(files))) for i in pair]  # next to the real head
+    assert all(_same(g, ref[i]) for g, i in zip(read_xyz_fast_many([files[i] for i in pick]), pick))
+
+
+def test_read_ntu_skeletons(real_files, tmp_path):
+    """Several files in one call: the records of :func:`read_ntu_skeleton`; a bad or missing
+    file raises (the first one) or takes its place with ``return_exceptions``."""
+    from asma.data.readers.ntu import read_ntu_skeletons
+
+    recs = read_ntu_skeletons(real_files)
+    for f, rec in zip(real_files, recs):
+        one = read_ntu_skeleton(f, values="xyz")
+        assert rec.path == f and rec.num_frames == one.num_frames
+        for key in ("frame", "body_id", "line", "joints"):
+            np.testing.assert_array_equal(getattr(rec, key), getattr(one, key))
+    lines = open(real_files[0], "rb").read().split(b"\r\n")
+    lines[3] = b"24"
+    bad = tmp_path / NAME
+    bad.write_bytes(b"\r\n".join(lines))
+    srcs = [real_files[1], str(bad), str(tmp_path / "missing.skeleton"), real_files[2]]
+    out = read_ntu_skeletons(srcs, return_exceptions=True)
+    assert isinstance(out[1], DataFormatError) and out[1].line == 4 and out[1].path == str(bad)
+    assert isinstance(out[2], FileNotFoundError)
+    np.testing.assert_array_equal(out[3].joints, recs[2].joints)
+    with pytest.raises(DataFormatError, match="line 4: expected 25 joints, got 24"):
+        read_ntu_skeletons(srcs)
+    full = read_ntu_skeletons(real_files[:2], values="all")
+    assert full[0].joints.shape[2] == 12
+    with pytest.raises(ValueError, match="values must be"):
+        read_ntu_skeletons(real_files, values="x")

@@ -278,6 +278,29 @@ def test_bad_file_stops_then_skip_bad_resumes(realdata, missing60, tmp_path):
     assert s.resumed_chunks == 0 and s.samples == 11
 
 
+def test_batched_reads_in_a_worker_equal_one_file_at_a_time(realdata, missing60, tmp_path, monkeypatch):
+    """A chunk's NTU files are parsed 16 per call; with bad files among them (skipped), the
+    stores and the bad-file records equal those of one call per file."""
+    import asma.data.prepare.workers as workers
+
+    raw = _copy_raw(realdata, tmp_path / "raw")
+    bad = raw / "S003C001P015R001A034.skeleton"
+    lines = bad.read_bytes().split(b"\r\n")
+    lines[3] = b"24"
+    bad.write_bytes(b"\r\n".join(lines))
+    trunc = raw / "S017C003P020R002A058.skeleton"
+    trunc.write_bytes(trunc.read_bytes()[:5000])
+    got = {}
+    for batch in (16, 1):
+        monkeypatch.setattr(workers, "_NTU_BATCH", batch)
+        s = prepare_dataset("ntu60", raw, tmp_path / f"out{batch}", missing_list=missing60, workers=1, chunk_size=16,
+                            skip_bad=True)
+        got[batch] = (s.samples, s.bad, open_store(tmp_path / f"out{batch}" / "ntu60-xsub" / "train"))
+    assert got[16][0] == got[1][0] == 10 and got[16][1] == got[1][1] and len(got[16][1]) == 2
+    np.testing.assert_array_equal(got[16][2].data[:], got[1][2].data[:])
+    assert got[16][2].names == got[1][2].names
+
+
 def test_interrupted_prepare_resumes_and_replaces_old_store(realdata, missing60, tmp_path):
     raw = realdata / "ntu60_raw_skeleton"
     prepare_dataset("ntu60", raw, tmp_path, missing_list=missing60, workers=1, benchmarks=["xsub"],

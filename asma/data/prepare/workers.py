@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -16,9 +16,30 @@ from .parts import _save_part
 from .specs import ProgressFn
 
 
-def _process_item(kind: str, item: Tuple, cfg: PreprocessConfig, body_rule: str, M: int,
-                  dataset: str) -> Tuple[List[Tuple[np.ndarray, int, Dict[str, int], str]], List[Dict]]:
-    """One raw file -> list of (clip (C,T,V,M), label, meta, name), notes."""
+_NTU_BATCH = 16  # NTU files parsed per call (read_ntu_skeletons: about 0.8x the time per file)
+
+
+def _ntu_records(kind: str, items: List[Tuple]) -> Iterator[Any]:
+    """Per item: its NTU file read by :func:`~asma.data.readers.ntu.read_ntu_skeletons` in
+    batches (a record, or the file's ``DataFormatError``/``OSError``), or ``None``: read it alone
+    (other kinds, and a batch that failed unexpectedly, so that the error names its file)."""
+    if kind != "ntu":
+        yield from (None for _ in items)
+        return
+    from ..readers.ntu import read_ntu_skeletons
+
+    for i in range(0, len(items), _NTU_BATCH):
+        batch = items[i:i + _NTU_BATCH]
+        try:
+            yield from read_ntu_skeletons([it[0] for it in batch], return_exceptions=True)
+        except Exception:
+            yield from (None for _ in batch)
+
+
+def _process_item(kind: str, item: Tuple, cfg: PreprocessConfig, body_rule: str, M: int, dataset: str,
+                  rec: Any = None) -> Tuple[List[Tuple[np.ndarray, int, Dict[str, int], str]], List[Dict]]:
+    """One raw file -> list of (clip (C,T,V,M), label, meta, name), notes. ``rec``: the NTU
+    file already read (:func:`_ntu_records`), or the exception reading it raised."""
     notes: List[Dict] = []
     out = []
     if kind == "ntu":
@@ -26,7 +47,10 @@ def _process_item(kind: str, item: Tuple, cfg: PreprocessConfig, body_rule: str,
         from ..readers.ntu import _ntu_array_view, parse_ntu_name, read_ntu_skeleton
 
         path, name = item
-        rec = read_ntu_skeleton(path, values="xyz")
+        if isinstance(rec, Exception):
+            raise rec
+        if rec is None:
+            rec = read_ntu_skeleton(path, values="xyz")
         if len(rec.frame) == 0:
             raise EmptySequenceError(f"no skeleton in any of the {rec.num_frames} frames", path)
         x = _ntu_array_view(rec, max_bodies=M, body_rule=body_rule)
@@ -114,9 +138,9 @@ def _run_chunk(job: Dict[str, Any]) -> Dict[str, Any]:
     """Worker: parse + preprocess ``job["items"]`` and write the part file. Picklable."""
     cfg = PreprocessConfig.from_dict(job["cfg"])
     samples, bad, notes = [], [], []
-    for item in job["items"]:
+    for item, rec in zip(job["items"], _ntu_records(job["kind"], job["items"])):
         try:
-            out, n = _process_item(job["kind"], item, cfg, job["body_rule"], job["M"], job["dataset"])
+            out, n = _process_item(job["kind"], item, cfg, job["body_rule"], job["M"], job["dataset"], rec)
         except DataFormatError as exc:
             if not job["skip_bad"]:
                 raise

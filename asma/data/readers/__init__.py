@@ -7,7 +7,8 @@ from .kinect_v1 import (load_utkinect, read_msr_skeleton, read_utd_mhad, read_ut
                         read_utkinect_labels, utkinect_clips, utkinect_cross_subject)
 from .matlab import read_mat_v5
 from .ntu import (NTU60_CLASS_NAMES, NTU120_CLASS_NAMES, NtuSkeletonFile, format_ntu_skeleton, ntu_to_array,
-                  parse_ntu_name, read_missing_list, read_ntu_clip, read_ntu_skeleton)
+                  parse_ntu_name, read_missing_list, read_ntu_clip, read_ntu_skeleton,
+                  read_ntu_skeletons)
 from .pkummd import (PKU_CLASS_NAMES, cut_pku_clips, parse_pku_name, read_pku_labels, read_pku_sequence)
 from .coco import read_coco_keypoints_json
 from .kinetics import load_kinetics_skeleton, read_kinetics_json, read_openpose_frames
@@ -20,8 +21,8 @@ from .nwucla import load_nwucla, read_nwucla_json
 from .penn_action import read_penn_action
 
 __all__ = [
-    "read_ntu_skeleton", "read_ntu_clip", "ntu_to_array", "parse_ntu_name", "read_missing_list",
-    "format_ntu_skeleton", "NtuSkeletonFile", "NTU60_CLASS_NAMES", "NTU120_CLASS_NAMES",
+    "read_ntu_skeleton", "read_ntu_skeletons", "read_ntu_clip", "ntu_to_array", "parse_ntu_name",
+    "read_missing_list", "format_ntu_skeleton", "NtuSkeletonFile", "NTU60_CLASS_NAMES", "NTU120_CLASS_NAMES",
     "read_pku_sequence", "read_pku_labels", "cut_pku_clips", "parse_pku_name", "PKU_CLASS_NAMES",
     "read_utkinect_joints", "read_utkinect_labels", "utkinect_clips", "load_utkinect", "utkinect_cross_subject",
     "read_msr_skeleton", "read_utd_mhad", "read_mat_v5",
