@@ -353,6 +353,9 @@ def test_read_ntu_skeletons(real_files, tmp_path):
     np.testing.assert_array_equal(out[3].joints, recs[2].joints)
     with pytest.raises(DataFormatError, match="line 4: expected 25 joints, got 24"):
         read_ntu_skeletons(srcs)
+    for batch_bytes in (1, 700_000, None):  # one file per call, a few, all at once
+        again = read_ntu_skeletons(real_files, batch_bytes=batch_bytes)
+        assert all(np.array_equal(a.joints, b.joints) and np.array_equal(a.frame, b.frame) for a, b in zip(again, recs))
     full = read_ntu_skeletons(real_files[:2], values="all")
     assert full[0].joints.shape[2] == 12
     with pytest.raises(ValueError, match="values must be"):

@@ -158,18 +158,23 @@ def read_ntu_skeleton(source: Source, *, name: Optional[str] = None, values: str
         line=np.asarray(info_lines, dtype=np.int64))
 
 
-def read_ntu_skeletons(sources: Sequence[Source], *, values: str = "xyz",
-                       return_exceptions: bool = False) -> List[Union[NtuSkeletonFile, Exception]]:
-    """:func:`read_ntu_skeleton` of several files, in order. With ``values="xyz"`` the files are
-    parsed together (:func:`~asma.data.readers.ntu_fast.read_xyz_fast_many`: about 0.8x the time
-    of one call per file for typical NTU files; 8-16 files per call is the sweet spot, more
-    outgrows the CPU cache); the records are the same.
+def read_ntu_skeletons(sources: Sequence[Source], *, values: str = "xyz", return_exceptions: bool = False,
+                       batch_bytes: Optional[int] = 1 << 20) -> List[Union[NtuSkeletonFile, Exception]]:
+    """:func:`read_ntu_skeleton` of several files, in order. With ``values="xyz"`` consecutive
+    files are parsed together, up to ``batch_bytes`` of them per call
+    (:func:`~asma.data.readers.ntu_fast.read_xyz_fast_many`), which saves the per-call cost of
+    the numpy passes; the records are the same.
 
     Args:
         sources: paths, or files' bytes (named ``<bytes>`` in errors).
         values: as :func:`read_ntu_skeleton`.
         return_exceptions: put the ``DataFormatError`` or ``OSError`` of a bad file in its place
             in the list instead of raising the first one (as :func:`asyncio.gather`).
+        batch_bytes: file bytes per parse call (at least one file; ``None``: all in one). Past
+            about 1 MiB, glibc's default allocator hands the larger temporaries back to the kernel
+            after each call and faults them in again; a process whose allocator keeps freed
+            memory (:func:`asma.allocator.tune_allocator`, as the preparation workers) gains
+            up to about 4 MiB.
 
     Returns:
         One :class:`NtuSkeletonFile` (or exception) per source.
@@ -186,13 +191,25 @@ def read_ntu_skeletons(sources: Sequence[Source], *, values: str = "xyz",
         except OSError as exc:
             read.append(exc)
     raws = [r[0] for r in read if not isinstance(r, OSError)]
-    fast = iter(read_xyz_fast_many(raws) if values == "xyz" else [None] * len(raws))
+    fast: List[Optional[object]] = []
+    if values == "xyz":
+        i = 0
+        while i < len(raws):  # consecutive files up to batch_bytes, at least one
+            j, size = i + 1, len(raws[i])
+            while j < len(raws) and (batch_bytes is None or size + len(raws[j]) <= batch_bytes):
+                size += len(raws[j])
+                j += 1
+            fast += read_xyz_fast_many(raws[i:j])
+            i = j
+    else:
+        fast = [None] * len(raws)
     out: List[Union[NtuSkeletonFile, Exception]] = []
+    it = iter(fast)
     for r in read:
         if isinstance(r, OSError):
             out.append(r)
             continue
-        rec = next(fast)
+        rec = next(it)
         try:
             out.append(_xyz_file(rec, r[1]) if rec is not None else read_ntu_skeleton(r[0], name=r[1], values=values))
         except DataFormatError as exc:
