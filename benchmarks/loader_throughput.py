@@ -32,11 +32,11 @@ from asma.data.store import StoreWriter, open_store
 
 def make_store(path: Path, n: int, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
-    w = StoreWriter(path, n, (3, 50, 25, 2), "ntu25", [f"class_{i}" for i in range(60)], ["subject"])
+    w = StoreWriter(path, (3, 50, 25, 2), "ntu25", [f"class_{i}" for i in range(60)], ["subject"])
     for s in range(0, n, 1024):
         e = min(n, s + 1024)
-        w.write(s, rng.normal(size=(e - s, 3, 50, 25, 2)).astype(np.float32), rng.integers(0, 60, e - s),
-                {"subject": np.ones(e - s, np.int64)}, [f"c{i:06d}" for i in range(s, e)])
+        w.append(rng.normal(size=(e - s, 3, 50, 25, 2)).astype(np.float32), rng.integers(0, 60, e - s),
+                 {"subject": np.ones(e - s, np.int64)}, [f"c{i:06d}" for i in range(s, e)])
     return w.commit({"dataset": "benchmark"})
 
 

@@ -327,8 +327,8 @@ def _print_stages(per_file, stages, n: int) -> None:
         f"{k} {v * 1e3:.2f} ({v / total:.0%})" for k, v in per_file.items()) + f"; total {total * 1e3:.2f}")
     for w, s in stages.items():
         print(f"prepare_dataset, {w} worker{'s' if w > 1 else ''}, wall s for {n} files: parse+preprocess "
-              f"{s['parse']:.2f}, write stores {s['write']:.2f}, list+plan+report {s['other']:.2f}, "
-              f"total {s['total']:.2f}")
+              f"{s['parse']:.2f} (the stores filled meanwhile), then the stores' last part and commit "
+              f"{s['write']:.2f}, list+plan+report {s['other']:.2f}, total {s['total']:.2f}")
 
 
 if __name__ == "__main__":

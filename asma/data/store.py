@@ -202,87 +202,85 @@ def _layout_from_json(obj: Any):
 # writing
 
 class StoreWriter:
-    """Incremental, atomic store writer (used by the preparation pipeline).
+    """Append-only, atomic store writer (used by the preparation pipeline and :func:`write_store`).
+
+    Samples are appended in order and go straight to the temporary ``data.npy`` (no size needed
+    up front, so a pipeline can write each part as it finishes); :meth:`commit` writes the final
+    ``.npy`` header, the labels, metadata, names and ``info.json``, fsyncs and moves the store
+    into place. Until then a reader sees the old store or none.
 
     Example::
 
-        w = StoreWriter(path, n=1000, sample_shape=(3, 50, 25, 2), layout="ntu25",
+        w = StoreWriter(path, sample_shape=(3, 50, 25, 2), layout="ntu25",
                         class_names=names, meta_keys=["subject", "camera"])
-        w.write(0, data_block, labels_block, {"subject": ..., "camera": ...}, names_block)
+        w.append(data_block, labels_block, {"subject": ..., "camera": ...}, names_block)
         ...
         w.commit(info={"split": {...}})   # or w.abort()
 
     Args:
         path: the final store directory.
-        n: number of samples ``N``.
         sample_shape: ``(C, T, V, M)``.
         layout: layout name (or a custom Skeleton).
         class_names: the class names (index = label).
         meta_keys: metadata keys (each stored as ``(N,)`` int64).
     """
 
-    def __init__(self, path: PathLike, n: int, sample_shape: Sequence[int], layout: Any,
+    def __init__(self, path: PathLike, sample_shape: Sequence[int], layout: Any,
                  class_names: Sequence[str], meta_keys: Sequence[str] = ()):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
         (self.tmp / "meta").mkdir(parents=True)
-        self.n = int(n)
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.layout = layout
         self.class_names = list(class_names)
         self.meta_keys = list(meta_keys)
-        self.data = np.lib.format.open_memmap(self.tmp / "data.npy", mode="w+", dtype=np.float32,
-                                              shape=(self.n,) + self.sample_shape)
-        self.labels = np.full(self.n, -1, dtype=np.int64)
-        self.meta = {k: np.zeros(self.n, dtype=np.int64) for k in self.meta_keys}
-        self.names: List[str] = [""] * self.n
-        self._filled = np.zeros(self.n, dtype=bool)
+        self.n = 0
+        self._labels: List[np.ndarray] = []
+        self._meta: Dict[str, List[np.ndarray]] = {k: [] for k in self.meta_keys}
+        self.names: List[str] = []
+        # room for the header of the largest count: the data never moves when the count grows
+        self._header_size = len(_npy_header((2 ** 63 - 1,) + self.sample_shape))
+        self._data = open(self.tmp / "data.npy", "wb")
+        self._data.write(b"\0" * self._header_size)
 
-    def write(self, start: int, data: np.ndarray, labels: np.ndarray,
-              meta: Optional[Dict[str, np.ndarray]] = None, names: Optional[Sequence[str]] = None) -> None:
-        """Write samples ``start .. start + len(data)``; shapes ``(n, C, T, V, M)``, ``(n,)``."""
+    def append(self, data: np.ndarray, labels: np.ndarray, meta: Optional[Dict[str, np.ndarray]] = None,
+               names: Optional[Sequence[str]] = None) -> None:
+        """Append samples. Shapes: ``data`` ``(n, C, T, V, M)``; ``labels``, each ``meta`` value
+        and ``names`` ``(n,)`` (names default to the running sample number)."""
         k = len(data)
-        if k == 0:
-            return
-        end = start + k
         if tuple(data.shape[1:]) != self.sample_shape:
             raise ValueError(f"sample shape {tuple(data.shape[1:])} != store shape {self.sample_shape}")
-        self.data[start:end] = data
-        self.labels[start:end] = labels
-        for key in self.meta_keys:
-            self.meta[key][start:end] = np.asarray((meta or {})[key])
-        if names is not None:
-            self.names[start:end] = list(names)
-        self._filled[start:end] = True
-
-    def write_indexed(self, index: np.ndarray, data: np.ndarray, labels: np.ndarray,
-                      meta: Dict[str, np.ndarray], names: Sequence[str]) -> None:
-        """Write samples to arbitrary positions ``index`` ``(n,)``."""
-        index = np.asarray(index, dtype=np.int64)
-        if index.size == 0:
+        cols = {"labels": labels, **{f"meta[{key!r}]": (meta or {}).get(key) for key in self.meta_keys}}
+        for what, v in cols.items():
+            if v is None:
+                raise ValueError(f"{what} is missing")
+            if len(v) != k:
+                raise ValueError(f"{what} has {len(v)} entries for {k} samples")
+        if names is not None and len(names) != k:
+            raise ValueError(f"names has {len(names)} entries for {k} samples")
+        if k == 0:
             return
-        self.data[index] = data
-        self.labels[index] = labels
+        self._data.write(memoryview(np.ascontiguousarray(data, dtype=np.float32)).cast("B"))
+        self._labels.append(np.asarray(labels, dtype=np.int64))
         for key in self.meta_keys:
-            self.meta[key][index] = np.asarray(meta[key])
-        for i, nm in zip(index.tolist(), names):
-            self.names[i] = nm
-        self._filled[index] = True
+            self._meta[key].append(np.asarray(meta[key], dtype=np.int64))
+        self.names.extend(list(names) if names is not None else [f"{i:06d}" for i in range(self.n, self.n + k)])
+        self.n += k
 
     def commit(self, info: Optional[Dict[str, Any]] = None) -> Path:
-        """Finish: write labels/meta/names/info, fsync, and move the store into place."""
-        if not self._filled.all():
-            missing = int((~self._filled).sum())
-            self.abort()
-            raise RuntimeError(f"store {self.path}: {missing} of {self.n} samples were never written")
-        self.data.flush()
-        del self.data
-        np.save(self.tmp / "labels.npy", self.labels)
+        """Finish: write the header, labels/meta/names/info, fsync, and move the store into place."""
+        self._data.seek(0)
+        self._data.write(_npy_header((self.n,) + self.sample_shape, self._header_size))
+        self._data.flush()
+        os.fsync(self._data.fileno())
+        self._data.close()
+        labels = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64)
+        np.save(self.tmp / "labels.npy", labels)
         np.save(self.tmp / "names.npy", np.array(self.names, dtype=str) if self.n else np.zeros(0, dtype="<U1"))
-        for key, arr in self.meta.items():
-            np.save(self.tmp / "meta" / f"{key}.npy", arr)
-        counts = np.bincount(self.labels, minlength=len(self.class_names)) if self.n else \
+        for key, parts in self._meta.items():
+            np.save(self.tmp / "meta" / f"{key}.npy", np.concatenate(parts) if parts else np.zeros(0, np.int64))
+        counts = np.bincount(labels, minlength=len(self.class_names)) if self.n else \
             np.zeros(len(self.class_names), dtype=np.int64)
         full_info = {
             "format": STORE_FORMAT, "version": STORE_VERSION,
@@ -299,16 +297,28 @@ class StoreWriter:
             json.dump(full_info, fh, indent=2, default=_json_default)
             fh.write("\n")
         for p in list(self.tmp.iterdir()) + list((self.tmp / "meta").iterdir()):
-            if p.is_file():
+            if p.is_file() and p.name != "data.npy":  # fsynced above
                 _fsync_file(p)
         replace_dir_atomic(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
         """Delete the temporary directory (nothing is left behind)."""
-        if hasattr(self, "data"):
-            del self.data
+        self._data.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _npy_header(shape: Tuple[int, ...], size: Optional[int] = None) -> bytes:
+    """The ``.npy`` (version 1.0) header of a C-order float32 array of ``shape``, padded with
+    spaces to ``size`` bytes (default: the next multiple of 64, as numpy writes it). Hand-written
+    because numpy's writer always pads to the next 64 bytes, so the header would grow, and the
+    data move, when the count gains digits."""
+    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple(shape)!r}, }}".encode("latin1")
+    need = 10 + len(text) + 1
+    size = size or -(-need // 64) * 64
+    if need > size:
+        raise ValueError(f"npy header of shape {shape} does not fit in {size} bytes")
+    return b"\x93NUMPY\x01\x00" + (size - 10).to_bytes(2, "little") + text.ljust(size - 11) + b"\n"
 
 
 def write_store(path: PathLike, arrays, info: Optional[Dict[str, Any]] = None,
@@ -324,14 +334,13 @@ def write_store(path: PathLike, arrays, info: Optional[Dict[str, Any]] = None,
         The store path.
     """
     n = len(arrays)
-    w = StoreWriter(path, n, arrays.data.shape[1:], arrays.layout, arrays.class_names,
-                    sorted(arrays.meta))
+    w = StoreWriter(path, arrays.data.shape[1:], arrays.layout, arrays.class_names, sorted(arrays.meta))
     try:
         names = arrays.names if arrays.names is not None else [f"{i:06d}" for i in range(n)]
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
-            w.write(s, np.asarray(arrays.data[s:e], dtype=np.float32), arrays.labels[s:e],
-                    {k: np.asarray(v)[s:e] for k, v in arrays.meta.items()}, names[s:e])
+            w.append(np.asarray(arrays.data[s:e], dtype=np.float32), arrays.labels[s:e],
+                     {k: np.asarray(v)[s:e] for k, v in arrays.meta.items()}, names[s:e])
         extra = {"source": arrays.source}
         extra.update(info or {})
         return w.commit(extra)

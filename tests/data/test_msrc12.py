@@ -111,3 +111,9 @@ def test_prepare_two_subjects_end_to_end(msrc, tmp_path):
     assert train.data.shape == (20, 3, 50, 20, 1) and train.layout == "kinect20"
     assert sorted({train.class_names[y] for y in train.labels}) == ["kick", "push right"]
     assert set(test.meta["subject"].tolist()) == {5} and test.names[0] == "P2_2_12A_p05_00"
+    # one file per part: the split still sees both subjects (its rule needs all samples)
+    s = prepare_dataset("msrc12", raw, tmp_path / "out1", workers=2, chunk_size=1)
+    assert s.stores == {"msrc12-xsub": {"train": 20, "test": 20}}
+    train1, test1 = load_prepared("msrc12-xsub", tmp_path / "out1")
+    np.testing.assert_array_equal(train1.data[:], train.data[:])
+    assert test1.names == test.names

@@ -113,3 +113,7 @@ def test_prepare_pku2_on_the_real_sequence(realdata, tmp_path):
     assert np.abs(tr.data[:, :, :, 20]).max() < 1e-6  # centred on the spine shoulder
     with pytest.raises(PrepareError, match=r"cross_subject\.txt"):
         prepare_dataset("pku1", raw, tmp_path / "out1", labels_dir=labels, workers=1)
+    _write_split(splits / "cross_subject_v2.txt", ["A01N01-M"], ["A02N01-L"])  # the video in neither list
+    s = prepare_dataset("pku2", raw, tmp_path / "out2", labels_dir=labels, splits_dir=splits, workers=1)
+    assert s.unassigned == ["xsub: video A10N08-L is in neither list of cross_subject_v2.txt"]
+    assert s.stores["pku2-xsub"] == {"train": 0, "test": 0} and s.stores["pku2-xview"] == {"train": 0, "test": 4}

@@ -301,6 +301,23 @@ def test_batched_reads_in_a_worker_equal_one_file_at_a_time(realdata, missing60,
     assert got[16][2].names == got[1][2].names
 
 
+def test_parts_go_into_the_stores_while_the_next_are_parsed(realdata, missing60, tmp_path):
+    """Each finished part is appended to the stores during the parse (in part order), not after
+    it; the stores equal those of one part for all files."""
+    raw = _copy_raw(realdata, tmp_path / "raw")
+    events = []
+    s = prepare_dataset("ntu60", raw, tmp_path / "a", missing_list=missing60, workers=1, chunk_size=3,
+                        progress=lambda stage, done, total: events.append((stage, done)))
+    writes = [i for i, (stage, _) in enumerate(events) if stage == "write"]
+    last_parse = max(i for i, (stage, _) in enumerate(events) if stage == "parse")
+    assert writes[0] < last_parse and [events[i][1] for i in writes] == list(range(1, s.chunks + 1))
+    prepare_dataset("ntu60", raw, tmp_path / "b", missing_list=missing60, workers=1, chunk_size=100)
+    for part in ("train", "test"):
+        a, b = open_store(tmp_path / "a" / "ntu60-xview" / part), open_store(tmp_path / "b" / "ntu60-xview" / part)
+        np.testing.assert_array_equal(a.data[:], b.data[:])
+        assert a.names == b.names and a.labels.tolist() == b.labels.tolist()
+
+
 def test_interrupted_prepare_resumes_and_replaces_old_store(realdata, missing60, tmp_path):
     raw = realdata / "ntu60_raw_skeleton"
     prepare_dataset("ntu60", raw, tmp_path, missing_list=missing60, workers=1, benchmarks=["xsub"],

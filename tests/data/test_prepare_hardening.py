@@ -18,7 +18,7 @@ from asma.data.prepare import prepare_dataset
 from asma.data.preprocess import PreprocessConfig, preprocess_clip
 from asma.data.readers.kinect_v1 import read_utkinect_joints
 from asma.data.readers.ntu import format_ntu_skeleton, parse_ntu_name
-from asma.data.store import remove_stale_temporaries
+from asma.data.store import open_store, remove_stale_temporaries
 
 _rng = np.random.default_rng(0)
 
@@ -120,7 +120,11 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     assert remove_stale_temporaries(work) == [part_tmp] and not part_tmp.exists()
 
 
-def test_kill_during_the_write_phase_leaves_nothing_after_the_next_run(tmp_path):
+@pytest.mark.parametrize("kill_at, resumed", [("done == 1", 1), ("done == total", 4)])
+def test_kill_during_the_write_phase_leaves_nothing_after_the_next_run(tmp_path, kill_at, resumed):
+    """Killed while the stores are written (after the first part, or after the last one before
+    the commit): the next run removes the temporary stores, reuses the finished parts and writes
+    the same stores as an uninterrupted run."""
     raw = tmp_path / "raw"
     raw.mkdir()
     for i in range(4):
@@ -128,7 +132,7 @@ def test_kill_during_the_write_phase_leaves_nothing_after_the_next_run(tmp_path)
     out = tmp_path / "out"
     code = ("import os, signal, sys; from asma.data.prepare import prepare_dataset\n"
             "def stop(stage, done, total):\n"
-            "    if stage == 'write':\n"
+            f"    if stage == 'write' and {kill_at}:\n"
             "        os.kill(os.getpid(), signal.SIGKILL)\n"
             "prepare_dataset('ntu60', sys.argv[1], sys.argv[2], missing_list='none', workers=1, chunk_size=1, "
             "progress=stop)")
@@ -137,7 +141,14 @@ def test_kill_during_the_write_phase_leaves_nothing_after_the_next_run(tmp_path)
     left = sorted(p.name for p in out.iterdir() if ".tmp-" in p.name)
     assert left and all(n.startswith((".ntu60-xsub.tmp-", ".ntu60-xview.tmp-")) for n in left)
     s = prepare_dataset("ntu60", raw, out, missing_list="none", workers=1, chunk_size=1)
-    assert s.samples == 4 and s.resumed_chunks == 4  # the parse phase had finished
+    assert s.samples == 4 and s.resumed_chunks == resumed  # the parts finished before the kill
+    ref = prepare_dataset("ntu60", raw, tmp_path / "ref", missing_list="none", workers=1, chunk_size=1)
+    for name, counts in ref.stores.items():
+        assert s.stores[name] == counts
+        for part in ("train", "test"):
+            a, b = open_store(out / name / part), open_store(tmp_path / "ref" / name / part)
+            np.testing.assert_array_equal(a.data[:], b.data[:])
+            assert a.names == b.names
     assert sorted(p.name for p in out.iterdir()) == ["ntu60-prepare-report.json", "ntu60-xsub", "ntu60-xview"]
 
 

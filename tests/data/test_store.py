@@ -46,11 +46,11 @@ def test_round_trip_memory_mapped(tmp_path):
 
 def test_opens_in_milliseconds(tmp_path):
     n = 4000
-    w = StoreWriter(tmp_path / "big", n, (3, 50, 25, 2), "ntu25", [f"c{i}" for i in range(60)],
+    w = StoreWriter(tmp_path / "big", (3, 50, 25, 2), "ntu25", [f"c{i}" for i in range(60)],
                     ["setup", "camera", "subject", "replication", "length"])
     zeros = np.zeros(n, np.int64)
-    w.write(0, np.zeros((n, 3, 50, 25, 2), np.float32), np.arange(n) % 60,
-            {k: zeros for k in w.meta_keys}, [f"S{i:05d}" for i in range(n)])
+    w.append(np.zeros((n, 3, 50, 25, 2), np.float32), np.arange(n) % 60,
+             {k: zeros for k in w.meta_keys}, [f"S{i:05d}" for i in range(n)])
     w.commit()
     open_store(tmp_path / "big")  # warm the imports
     t = time.perf_counter()
@@ -76,11 +76,37 @@ def test_write_is_atomic(tmp_path):
     # the old store is untouched and no temporary directory is left behind
     assert len(open_store(tmp_path / "s")) == 10 and "camera" in open_store(tmp_path / "s").meta
     assert sorted(os.listdir(tmp_path)) == ["s"]
-    w = StoreWriter(tmp_path / "t", 3, (3, 2, 25, 1), "ntu25", ["a"])
-    w.write(0, np.zeros((2, 3, 2, 25, 1), np.float32), np.zeros(2))
-    with pytest.raises(RuntimeError, match="1 of 3 samples were never written"):
-        w.commit()
+    w = StoreWriter(tmp_path / "t", (3, 2, 25, 1), "ntu25", ["a"], ["subject"])
+    with pytest.raises(ValueError, match=r"sample shape \(3, 3, 25, 1\) != store shape \(3, 2, 25, 1\)"):
+        w.append(np.zeros((2, 3, 3, 25, 1), np.float32), np.zeros(2), {"subject": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"meta\['subject'\] has 1 entries for 2 samples"):
+        w.append(np.zeros((2, 3, 2, 25, 1), np.float32), np.zeros(2), {"subject": np.zeros(1)})
+    with pytest.raises(ValueError, match=r"meta\['subject'\] is missing"):
+        w.append(np.zeros((2, 3, 2, 25, 1), np.float32), np.zeros(2))
+    w.abort()
     assert sorted(os.listdir(tmp_path)) == ["s"]
+
+
+def test_appended_store_grows_without_moving_its_data(tmp_path):
+    """Samples appended in pieces (as the preparation writes each part) read back in order from
+    a plain .npy whose header holds the final count; zero samples make a valid empty store."""
+    rng = np.random.default_rng(0)
+    w = StoreWriter(tmp_path / "s", (3, 4, 25, 2), "ntu25", ["a", "b", "c"], ["subject"])
+    blocks = [rng.normal(size=(k, 3, 4, 25, 2)).astype(np.float32) for k in (3, 0, 7, 1)]
+    for i, blk in enumerate(blocks):
+        w.append(blk, np.full(len(blk), i % 3), {"subject": np.full(len(blk), i)},
+                 [f"x{i}_{j}" for j in range(len(blk))])
+    w.commit()
+    s = open_store(tmp_path / "s")
+    np.testing.assert_array_equal(np.load(tmp_path / "s" / "data.npy"), np.concatenate(blocks))
+    np.testing.assert_array_equal(s.data[:], np.concatenate(blocks))
+    assert s.labels.tolist() == [0] * 3 + [2] * 7 + [0] and s.meta["subject"].tolist() == [0] * 3 + [2] * 7 + [3]
+    assert s.names[3] == "x2_0" and len(s) == 11
+    header = (tmp_path / "s" / "data.npy").stat().st_size - s.data.nbytes
+    assert header % 64 == 0 and header == s.data.offset  # the data starts 64-byte aligned
+    w = StoreWriter(tmp_path / "e", (3, 4, 25, 2), "ntu25", ["a"])
+    w.commit()
+    assert len(open_store(tmp_path / "e")) == 0 and open_store(tmp_path / "e").data.shape == (0, 3, 4, 25, 2)
 
 
 def test_open_errors_name_the_path(tmp_path):

@@ -13,8 +13,11 @@ Pipeline of :func:`prepare_dataset`:
    are unchanged (size and modification time), i.e. it resumes after Ctrl-C, a crash or a bad
    file; different settings use a different work directory.
 3. **assemble** one store per benchmark and part, ``<out>/<dataset>-<benchmark>/{train,test}``
-   (see :mod:`asma.data.store`): the parts' clips memory-mapped and copied once into the stores,
-   which are written into temporary directories, flushed side by side and moved into place.
+   (see :mod:`asma.data.store`), while step 2 runs: as each part is finished (in part order),
+   its clips are memory-mapped, split into the benchmarks and appended to the stores, so the
+   copy and the disk writes overlap the parse (a split rule that needs all samples, MSRC-12's,
+   waits for the last part). The stores are written into temporary directories, flushed side
+   by side and moved into place after the last part.
 4. **report**: ``<out>/<dataset>-prepare-report.json`` lists skipped, duplicate, bad (file, line,
    reason) and unassigned samples, counts and timings; the work directory is deleted.
 

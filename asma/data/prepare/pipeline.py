@@ -7,18 +7,17 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..preprocess import PreprocessConfig
 from .listing import _list_items
-from .parts import _fingerprint, _load_part_meta, _part_ok
+from .parts import _fingerprint, _part_ok
 from .report import PrepareSummary, _finish
 from .specs import DATASETS, PREPARE_VERSION, PathLike, PrepareError, ProgressFn
-from .splitting import _split_masks
 from .workers import _run_jobs
-from .write import _write_stores
+from .write import _Assembler
 
 
 def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
@@ -78,16 +77,23 @@ def prepare_dataset(dataset: str, raw_dir: PathLike, out_dir: PathLike, *,
         raise PrepareError(f"no {dataset} files found under {raw}")
     plan = _plan(spec, dataset, items, cfg, body_rule, M, chunk_size, out, restart)
 
-    # 2. parse + preprocess
-    t_parse = time.perf_counter()
-    nworkers = _parse(plan, spec.kind, dataset, cfg, body_rule, M, skip_bad, workers, mp_context, progress,
-                      len(items))
-    t_write = time.perf_counter()
-    parse_s = t_write - t_parse
-    # 3. assemble
-    got, stores, unassigned = _assemble(plan, spec, dataset, benches, split_files, cfg, body_rule, raw, out,
-                                        progress, len(items))
-    write_s = time.perf_counter() - t_write
+    # 2. parse + preprocess, and 3. each finished part into the stores
+    stores_ = _Assembler(out, dataset, spec, benches, split_files, plan["sample_shape"], plan["meta_keys"],
+                         plan["parts"], progress)
+    try:
+        t_parse = time.perf_counter()
+        for i in range(len(plan["chunks"])):
+            if i not in set(plan["todo"]):
+                stores_.part_done(i)  # finished by an earlier run
+        nworkers = _parse(plan, spec.kind, dataset, cfg, body_rule, M, skip_bad, workers, mp_context, progress,
+                          len(items), stores_.part_done)
+        t_write = time.perf_counter()
+        parse_s = t_write - t_parse
+        got, stores, unassigned = stores_.finish(cfg, body_rule, raw, len(items))
+        write_s = time.perf_counter() - t_write
+    except BaseException:
+        stores_.abort()
+        raise
     # 4. report
     chunks, todo = plan["chunks"], plan["todo"]
     summary = PrepareSummary(
@@ -114,8 +120,9 @@ def _persons(max_persons: Optional[int], default: int) -> int:
 
 def _parse(plan: Dict[str, Any], kind: str, dataset: str, cfg: PreprocessConfig, body_rule: str, M: int,
            skip_bad: bool, workers: int, mp_context: Optional[str], progress: Optional[ProgressFn],
-           total: int) -> int:
-    """Run the chunks still to do (step 2); returns the number of worker processes used."""
+           total: int, part_done: Callable[[int], None]) -> int:
+    """Run the chunks still to do (step 2), calling ``part_done(index)`` in this process as each
+    part file is complete; returns the number of worker processes used."""
     chunks, todo = plan["chunks"], plan["todo"]
     done_files = sum(len(c) for i, c in enumerate(chunks) if i not in set(todo))
     if progress:
@@ -124,7 +131,7 @@ def _parse(plan: Dict[str, Any], kind: str, dataset: str, cfg: PreprocessConfig,
              "body_rule": body_rule, "M": M, "skip_bad": bool(skip_bad), "part": str(plan["parts"][i]),
              "meta_keys": plan["meta_keys"], "sample_shape": plan["sample_shape"], "fingerprint": plan["prints"][i]}
             for i in todo]
-    return _run_jobs(jobs, workers, mp_context, progress, done_files, total)
+    return _run_jobs(jobs, workers, mp_context, progress, done_files, total, part_done)
 
 
 def _check_inputs(dataset: str, benchmarks: Optional[Sequence[str]], raw_dir: PathLike, out_dir: PathLike,
@@ -177,29 +184,3 @@ def _plan(spec: DatasetSpec, dataset: str, items: List[Tuple], cfg: PreprocessCo
     todo = [i for i, p in enumerate(parts) if not (p.is_file() and _part_ok(p, meta_keys, prints[i]))]
     return {"chunks": chunks, "parts": parts, "prints": prints, "todo": todo, "work": work, "settings": settings,
             "meta_keys": meta_keys, "sample_shape": (3, T, V, M)}
-
-
-def _assemble(plan: Dict[str, Any], spec: DatasetSpec, dataset: str, benches: Sequence[str],
-              split_files: Dict[str, Path], cfg: PreprocessConfig, body_rule: str, raw: Path, out: Path,
-              progress: Optional[ProgressFn], n_items: int) -> Tuple[Dict[str, Any], Dict[str, Dict[str, int]], List]:
-    """Step 3: split the finished parts into benchmarks and write the stores."""
-    got = _collect_parts(plan["parts"], plan["meta_keys"])
-    if not got["labels"].size:
-        raise PrepareError(f"no usable sample in {n_items} {dataset} files ({len(got['bad'])} bad); see the "
-                           f"errors with skip_bad=False")
-    masks, unassigned, split_info = _split_masks(spec, dataset, benches, got["meta"], got["names"], split_files)
-    stores = _write_stores(out, dataset, spec, cfg, body_rule, raw, plan["sample_shape"], plan["meta_keys"], masks,
-                           split_info, plan["parts"], got["parts"], got["labels"], got["names"], got["meta"],
-                           progress)
-    return got, stores, unassigned
-
-
-def _collect_parts(part_paths: List[Path], meta_keys: Sequence[str]) -> Dict[str, Any]:
-    """Labels, names, metadata and the bad/notes records of all finished parts, in order."""
-    parts = [_load_part_meta(p, meta_keys) for p in part_paths]
-    return {"parts": parts,
-            "labels": np.concatenate([p["labels"] for p in parts]) if parts else np.zeros(0, np.int64),
-            "names": [n for p in parts for n in p["names"]],
-            "meta": {k: np.concatenate([p["meta"][k] for p in parts]) for k in meta_keys},
-            "bad": [b for p in parts for b in p["report"]["bad"]],
-            "notes": [n for p in parts for n in p["report"]["notes"]]}

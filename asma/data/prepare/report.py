@@ -25,6 +25,8 @@ class PrepareSummary:
     resumed_chunks: int = 0
     chunks: int = 0
     workers: int = 1
+    # "parse": until the last part is parsed (the stores are filled meanwhile), "write": the
+    # rest of the store writing after it, "total"
     seconds: Dict[str, float] = field(default_factory=dict)
     files_per_second: float = 0.0
     settings: Dict[str, Any] = field(default_factory=dict)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -196,13 +196,15 @@ def _init_worker(parent: int) -> None:
 
 
 def _run_jobs(jobs: List[Dict[str, Any]], workers: int, mp_context: Optional[str],
-              progress: Optional[ProgressFn], done_files: int, total_files: int) -> int:
-    """Run :func:`_run_chunk` on every job (``workers <= 1``: in this process); returns the
-    number of worker processes used."""
+              progress: Optional[ProgressFn], done_files: int, total_files: int,
+              part_done: Callable[[int], None]) -> int:
+    """Run :func:`_run_chunk` on every job (``workers <= 1``: in this process), calling
+    ``part_done(job index)`` here as each finishes; returns the number of worker processes used."""
     nworkers = max(1, min(int(workers or 1), len(jobs))) if jobs else 1
     if nworkers <= 1:
         for job in jobs:
             r = _run_chunk(job)
+            part_done(r["index"])
             done_files += r["items"]
             if progress:
                 progress("parse", done_files, total_files)
@@ -223,6 +225,7 @@ def _run_jobs(jobs: List[Dict[str, Any]], workers: int, mp_context: Optional[str
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         r = fut.result()  # re-raises a worker's DataFormatError
+                        part_done(r["index"])  # the workers go on with the queued jobs meanwhile
                         done_files += r["items"]
                         if progress:
                             progress("parse", done_files, total_files)

@@ -50,6 +50,9 @@ class ClipSource:
             :class:`~asma.data.errors.DataFormatError` naming file and line.
         train_mask: ``(benchmark, meta) -> (train (N,) bool, split info)``; the rest is test.
         benchmarks: the benchmark names ``train_mask`` knows.
+        split_needs_all: ``train_mask`` decides from all samples together (MSRC-12: the lower
+            half of the subjects present); otherwise sample by sample, so that ``asma data
+            prepare`` writes each part into the stores while the next parts are parsed.
     """
 
     class_names: Tuple[str, ...]
@@ -58,6 +61,7 @@ class ClipSource:
     read_item: Callable[[Item, int], Tuple[List[RawClip], List[Dict[str, Any]]]]
     train_mask: Callable[[str, Dict[str, np.ndarray]], Tuple[np.ndarray, Dict[str, Any]]]
     benchmarks: Tuple[str, ...] = field(default=())
+    split_needs_all: bool = False
 
 
 def find_named_files(root: Path, suffix: str, name_re: re.Pattern,

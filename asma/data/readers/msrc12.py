@@ -150,4 +150,5 @@ def msrc12_train_mask(benchmark: str, meta: Dict[str, np.ndarray]) -> Tuple[np.n
                                                  "train_subjects": train_ids.tolist()}
 
 
-SOURCE = ClipSource(MSRC12_CLASS_NAMES, MSRC12_META_KEYS, _list_items, _read_item, msrc12_train_mask, ("xsub",))
+SOURCE = ClipSource(MSRC12_CLASS_NAMES, MSRC12_META_KEYS, _list_items, _read_item, msrc12_train_mask, ("xsub",),
+                    split_needs_all=True)
