@@ -268,6 +268,13 @@ class StoreWriter:
         self.names.extend(list(names) if names is not None else [f"{i:06d}" for i in range(self.n, self.n + k)])
         self.n += k
 
+    def sync(self) -> None:
+        """Wait until the samples appended so far are on disk (callable from another thread
+        while samples are appended, not during :meth:`commit`): the final fsync then has only
+        the rest to write."""
+        self._data.flush()
+        os.fdatasync(self._data.fileno())
+
     def commit(self, info: Optional[Dict[str, Any]] = None) -> Path:
         """Finish: write the header, labels/meta/names/info, fsync, and move the store into place."""
         self._data.seek(0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -38,6 +38,10 @@ class _Assembler:
         self.next = 0  # the first part not yet appended
         self.tmp_dirs: Dict[str, Path] = {}
         self.writers: Dict[Tuple[str, str], Any] = {}
+        # the disk writes of the appended parts, in a thread while the parse goes on (else the
+        # commit's fsync waits for all of them at the end)
+        self._syncer = ThreadPoolExecutor(max_workers=1)
+        self._sync: Optional[Future] = None
         for b in benches:  # what a killed earlier run left behind (its process is gone)
             remove_stale_temporaries(out, f".{dataset}-{b}.")
         try:
@@ -71,6 +75,10 @@ class _Assembler:
                          [nm for nm, s in zip(meta["names"], sel) if s])
         self.parts[index] = meta
         self.next = index + 1
+        if self._sync is None or self._sync.done():
+            if self._sync is not None:
+                self._sync.result()  # re-raise a failed write here
+            self._sync = self._syncer.submit(lambda: [w.sync() for w in self.writers.values()])
         if self.progress:
             self.progress("write", self.next, len(self.part_paths))
 
@@ -96,6 +104,9 @@ class _Assembler:
         if not got["labels"].size:
             raise PrepareError(f"no usable sample in {n_items} {self.dataset} files ({len(got['bad'])} bad); see "
                                f"the errors with skip_bad=False")
+        self._syncer.shutdown(wait=True)
+        if self._sync is not None:
+            self._sync.result()
         info_common = {"dataset": self.dataset, "preprocessing": cfg.to_dict(), "body_rule": body_rule,
                        "source": str(raw), "prepare_version": PREPARE_VERSION}
 
@@ -124,6 +135,7 @@ class _Assembler:
 
     def abort(self) -> None:
         """Remove the temporary stores (existing stores are left untouched)."""
+        self._syncer.shutdown(wait=True)
         for w in self.writers.values():
             w.abort()
         for tmp in self.tmp_dirs.values():
