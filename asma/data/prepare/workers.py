@@ -16,9 +16,11 @@ from .parts import _save_part
 from .specs import ProgressFn
 
 
-# NTU files parsed per call: the workers' allocator keeps freed memory (tune_allocator), so
-# batches of ~4 MiB (16 typical files) do not fault their temporaries in again per call
+# NTU files read per call, and the bytes parsed together: a pool worker's allocator keeps freed
+# memory (_init_worker), so ~4 MiB (16 typical files) do not fault their temporaries in again per
+# call; in this process (workers <= 1) the allocator is left alone and read_ntu_skeletons' 1 MiB holds
 _NTU_BATCH = 16
+_BATCH_BYTES: Optional[int] = 1 << 20
 
 
 def _ntu_records(kind: str, items: List[Tuple]) -> Iterator[Any]:
@@ -33,7 +35,7 @@ def _ntu_records(kind: str, items: List[Tuple]) -> Iterator[Any]:
     for i in range(0, len(items), _NTU_BATCH):
         batch = items[i:i + _NTU_BATCH]
         try:
-            yield from read_ntu_skeletons([it[0] for it in batch], return_exceptions=True, batch_bytes=None)
+            yield from read_ntu_skeletons([it[0] for it in batch], return_exceptions=True, batch_bytes=_BATCH_BYTES)
         except Exception:
             yield from (None for _ in batch)
 
@@ -166,8 +168,8 @@ def _init_worker(parent: int) -> None:
     (otherwise orphaned workers keep parsing for the rest of their queue), and keep freed memory
     in its heap (:func:`~asma.allocator.tune_allocator`): the parser's temporaries are otherwise
     returned to the kernel and faulted in again for every file (~140 page faults per file, about
-    a tenth of the per-file time). Only the worker's allocator changes, and the worker exits
-    when the pool does."""
+    a tenth of the per-file time), which also lets it parse 16 NTU files at once. Only the
+    worker's allocator changes, and the worker exits when the pool does."""
     import ctypes
     import os
     import signal
@@ -177,7 +179,9 @@ def _init_worker(parent: int) -> None:
 
     from ...allocator import tune_allocator
 
-    tune_allocator()
+    global _BATCH_BYTES
+    if tune_allocator():
+        _BATCH_BYTES = None  # all of a call's files parsed together
 
     if sys.platform.startswith("linux"):
         try:  # the kernel sends SIGKILL when the parent exits: immediate, no polling
