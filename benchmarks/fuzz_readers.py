@@ -6,7 +6,9 @@ Usage::
 
 Seeds: the real Kinetics-skeleton clips (cut to their first 12 frames to keep the run short), and
 generated COCO results / MMPose frames, MediaPipe frames (list and object forms), OpenPose frame
-files (BODY_25 and COCO-18) and NTU ``.skeleton`` files. Each input is a seed with 1-3 structural
+files (BODY_25 and COCO-18) and NTU ``.skeleton`` files (``ntu``: one file per call; ``ntu-batch``:
+each input parsed together with the two before it, and checked file by file against one call per
+file). Each input is a seed with 1-3 structural
 mutations (a node replaced by a hostile value such as NaN, Infinity, 10**400, 2**63, -1, a huge frame
 index, a deep list, a string; a list entry duplicated; a list flooded with 10-3000 copies; a node
 dropped) and, for half of them, 1-2 byte edits (truncation, a flipped or inserted byte). NTU inputs
@@ -41,7 +43,7 @@ from asma.data.errors import DataFormatError, EmptySequenceError
 from asma.data.readers.coco import read_coco_keypoints_json
 from asma.data.readers.kinetics import read_kinetics_json, read_openpose_frames
 from asma.data.readers.mediapipe import read_mediapipe_json
-from asma.data.readers.ntu import format_ntu_skeleton, ntu_to_array, read_ntu_skeleton
+from asma.data.readers.ntu import format_ntu_skeleton, ntu_to_array, read_ntu_skeleton, read_ntu_skeletons
 from asma.data.readers.pose_json import pose_to_clip
 
 HOSTILE: List[Any] = [math.nan, math.inf, -math.inf, 10 ** 400, -(10 ** 40), 2 ** 31, 2 ** 63, -1, 0, 1,
@@ -163,12 +165,41 @@ def _ntu(raw: bytes):
     return ntu_to_array(rec)
 
 
+class _NtuBatch:
+    """Each input read by ``read_ntu_skeletons`` between the two inputs before it (the prepare
+    path: several files per parse call), which must give, file by file, what one call per file
+    gives: the same record or the same error (else an ``AssertionError``, a foreign exception)."""
+
+    def __init__(self):
+        self.recent: List[bytes] = []
+
+    def __call__(self, raw: bytes):
+        batch = self.recent[-2:] + [raw]
+        self.recent = batch
+        got = read_ntu_skeletons(batch, return_exceptions=True, batch_bytes=None)
+        for src, g in zip(batch, got):
+            try:
+                one: Any = read_ntu_skeleton(src, values="xyz")
+            except DataFormatError as exc:
+                one = exc
+            if isinstance(one, Exception) or isinstance(g, Exception):
+                same = type(one) is type(g) and str(one) == str(g)
+            else:
+                same = all(np.array_equal(getattr(one, k), getattr(g, k))
+                           for k in ("frame", "body_id", "line", "joints"))
+            if not same:
+                raise AssertionError(f"batch read differs from one file at a time: {g!r} vs {one!r}")
+        if isinstance(got[-1], Exception):
+            raise got[-1]
+        return ntu_to_array(got[-1])
+
+
 def _readers(folder: str) -> Dict[str, Callable[[bytes], Any]]:
     return {"kinetics": lambda b: pose_to_clip(read_kinetics_json(b, name="k.json"), 2, center=True),
             "coco": lambda b: pose_to_clip(read_coco_keypoints_json(b, name="c.json"), 2),
             "mediapipe": lambda b: pose_to_clip(read_mediapipe_json(b, name="m.json"), 1),
             "openpose": lambda b: _openpose(b, folder),
-            "ntu": _ntu}
+            "ntu": _ntu, "ntu-batch": _NtuBatch()}
 
 
 def _run_reader(name: str, seeds: List[Any], n: int, seed: int, queue) -> None:
@@ -181,7 +212,7 @@ def _run_reader(name: str, seeds: List[Any], n: int, seed: int, queue) -> None:
     foreign: Dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         fn = _readers(folder)[name]
-        mutate = _mutate_ntu if name == "ntu" else _mutate_json
+        mutate = _mutate_ntu if name.startswith("ntu") else _mutate_json
         t0 = time.perf_counter()
         for i in range(n):
             raw = mutate(seeds[i % len(seeds)], rng)
@@ -211,7 +242,7 @@ def main(argv=None) -> int:
     ap.add_argument("--examples", type=int, default=10_000, help="inputs per reader")
     ap.add_argument("--realdata", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "realdata")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--readers", nargs="+", default=["kinetics", "coco", "mediapipe", "openpose", "ntu"])
+    ap.add_argument("--readers", nargs="+", default=["kinetics", "coco", "mediapipe", "openpose", "ntu", "ntu-batch"])
     args = ap.parse_args(argv)
     seeds = _seeds(args.realdata, np.random.default_rng(args.seed))
     print(f"# Reader fuzzing ({platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}, "
@@ -220,7 +251,7 @@ def main(argv=None) -> int:
     results = []
     for name in args.readers:
         q = ctx.Queue()
-        p = ctx.Process(target=_run_reader, args=(name, seeds[name], args.examples, args.seed, q))
+        p = ctx.Process(target=_run_reader, args=(name, seeds[name.split("-")[0]], args.examples, args.seed, q))
         p.start()
         results.append(q.get())
         p.join()
