@@ -256,6 +256,7 @@ def test_bad_file_stops_then_skip_bad_resumes(realdata, missing60, tmp_path):
     with pytest.raises(DataFormatError, match=r"S003C001P015R001A034.skeleton line 4: expected 25 joints, got 24"):
         prepare_dataset("ntu60", raw, out, missing_list=missing60, workers=2, chunk_size=2)  # raised in a worker
     assert not (out / "ntu60-xsub").exists() and not (out / "ntu60-xview").exists()  # nothing half-valid
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]  # the stores being filled are removed
     parts = list((out / ".asma-work").glob("ntu60-*/part-*.npz"))
     assert 2 <= len(parts) <= 5  # the chunks finished (at least those before the bad file) are kept
     s = prepare_dataset("ntu60", raw, out, missing_list=missing60, workers=2, chunk_size=2, skip_bad=True)
@@ -316,6 +317,30 @@ def test_parts_go_into_the_stores_while_the_next_are_parsed(realdata, missing60,
         a, b = open_store(tmp_path / "a" / "ntu60-xview" / part), open_store(tmp_path / "b" / "ntu60-xview" / part)
         np.testing.assert_array_equal(a.data[:], b.data[:])
         assert a.names == b.names and a.labels.tolist() == b.labels.tolist()
+
+
+@pytest.mark.parametrize("where", ["append", "sync"])
+def test_a_failed_store_write_names_the_store(realdata, missing60, tmp_path, monkeypatch, where):
+    """A full disk while the stores are filled: a PrepareError naming the store, nothing half
+    written left behind, the finished parts kept for the re-run."""
+    import errno
+
+    from asma.data import store
+
+    raw = _copy_raw(realdata, tmp_path / "raw")
+    out = tmp_path / "out"
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.StoreWriter, where, full)
+    with pytest.raises(PrepareError, match=r"cannot write the store ntu60-\w+/(train|test) under .*out: "
+                                           r"No space left on device"):
+        prepare_dataset("ntu60", raw, out, missing_list=missing60, workers=1, chunk_size=4)
+    assert sorted(p.name for p in out.iterdir()) == [".asma-work"]
+    monkeypatch.undo()
+    s = prepare_dataset("ntu60", raw, out, missing_list=missing60, workers=1, chunk_size=4)
+    assert s.samples == 12 and s.resumed_chunks >= 1
 
 
 def test_interrupted_prepare_resumes_and_replaces_old_store(realdata, missing60, tmp_path):

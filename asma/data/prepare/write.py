@@ -9,8 +9,9 @@ import os
 import shutil
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -71,16 +72,22 @@ class _Assembler:
         for (b, part_name), w in self.writers.items():
             sel = masks[b][0 if part_name == "train" else 1]
             if sel.any():
-                w.append(data[sel], meta["labels"][sel], {k: meta["meta"][k][sel] for k in self.meta_keys},
-                         [nm for nm, s in zip(meta["names"], sel) if s])
+                with _naming(w):
+                    w.append(data[sel], meta["labels"][sel], {k: meta["meta"][k][sel] for k in self.meta_keys},
+                             [nm for nm, s in zip(meta["names"], sel) if s])
         self.parts[index] = meta
         self.next = index + 1
         if self._sync is None or self._sync.done():
             if self._sync is not None:
                 self._sync.result()  # re-raise a failed write here
-            self._sync = self._syncer.submit(lambda: [w.sync() for w in self.writers.values()])
+            self._sync = self._syncer.submit(self._sync_all)
         if self.progress:
             self.progress("write", self.next, len(self.part_paths))
+
+    def _sync_all(self) -> None:
+        for w in self.writers.values():
+            with _naming(w):
+                w.sync()
 
     def finish(self, cfg: PreprocessConfig, body_rule: str, raw: Path, n_items: int
                ) -> Tuple[Dict[str, Any], Dict[str, Dict[str, int]], List[str]]:
@@ -112,9 +119,10 @@ class _Assembler:
 
         def commit(key: Tuple[str, str]) -> None:
             b, part_name = key
-            self.writers[key].commit({**info_common, "split": {"benchmark": b, "part": part_name,
-                                                               **self.split.info[b]},
-                                      "name": f"{self.dataset}-{b}"})
+            with _naming(self.writers[key]):
+                self.writers[key].commit({**info_common, "split": {"benchmark": b, "part": part_name,
+                                                                   **self.split.info[b]},
+                                          "name": f"{self.dataset}-{b}"})
 
         # each commit mostly waits for its fsync: the stores' flushes overlap on the disk
         with ThreadPoolExecutor(max_workers=len(self.writers)) as pool:
@@ -140,3 +148,15 @@ class _Assembler:
             w.abort()
         for tmp in self.tmp_dirs.values():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def _naming(writer) -> Iterator[None]:
+    """A failed disk write (full disk, lost permission) as a :class:`PrepareError` naming the
+    store being written, instead of a bare ``OSError``."""
+    try:
+        yield
+    except OSError as exc:
+        raise PrepareError(f"cannot write the store {writer.path.parent.name.split('.tmp-')[0].lstrip('.')}/"
+                           f"{writer.path.name} under {writer.path.parent.parent}: {exc.strerror or exc}"
+                           ) from exc
