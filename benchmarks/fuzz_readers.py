@@ -43,7 +43,8 @@ from asma.data.errors import DataFormatError, EmptySequenceError
 from asma.data.readers.coco import read_coco_keypoints_json
 from asma.data.readers.kinetics import read_kinetics_json, read_openpose_frames
 from asma.data.readers.mediapipe import read_mediapipe_json
-from asma.data.readers.ntu import format_ntu_skeleton, ntu_to_array, read_ntu_skeleton, read_ntu_skeletons
+from asma.data.readers.ntu import ntu_to_array, read_ntu_skeleton, read_ntu_skeletons
+from asma.data.readers.ntu_files import format_ntu_skeleton
 from asma.data.readers.pose_json import pose_to_clip
 
 HOSTILE: List[Any] = [math.nan, math.inf, -math.inf, 10 ** 400, -(10 ** 40), 2 ** 31, 2 ** 63, -1, 0, 1,

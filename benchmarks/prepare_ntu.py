@@ -42,8 +42,8 @@ import numpy as np
 
 from asma.data.prepare import prepare_dataset
 from asma.data.preprocess import PreprocessConfig, preprocess_clip
-from asma.data.readers.ntu import (format_ntu_skeleton, iter_ntu_files, ntu_to_array, read_ntu_clip, read_ntu_skeleton,
-                                  read_ntu_skeletons)
+from asma.data.readers.ntu import ntu_to_array, read_ntu_clip, read_ntu_skeleton, read_ntu_skeletons
+from asma.data.readers.ntu_files import format_ntu_skeleton, iter_ntu_files
 
 NTU60_FILES = 56_880
 NTU60_USED = 56_880 - 302

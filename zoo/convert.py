@@ -183,7 +183,7 @@ def convert_lineage(state: Mapping[str, Tensor], fmt: Optional[str] = None, wher
         CheckpointImportError: unknown format, not a lineage checkpoint, or a different graph.
         asma.io.CheckpointError: unknown or missing keys or shape mismatches (names them).
     """
-    from asma.data.readers.ntu import NTU120_CLASS_NAMES
+    from asma.data.readers.ntu_files import NTU120_CLASS_NAMES
     from asma.graph import get_layout, partition_adjacency
     from asma.io import load_state_dict_checked
 

@@ -343,11 +343,11 @@ def write_store(path: PathLike, arrays, info: Optional[Dict[str, Any]] = None,
     n = len(arrays)
     w = StoreWriter(path, arrays.data.shape[1:], arrays.layout, arrays.class_names, sorted(arrays.meta))
     try:
-        names = arrays.names if arrays.names is not None else [f"{i:06d}" for i in range(n)]
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             w.append(np.asarray(arrays.data[s:e], dtype=np.float32), arrays.labels[s:e],
-                     {k: np.asarray(v)[s:e] for k, v in arrays.meta.items()}, names[s:e])
+                     {k: np.asarray(v)[s:e] for k, v in arrays.meta.items()},
+                     None if arrays.names is None else arrays.names[s:e])  # None: the sample numbers
         extra = {"source": arrays.source}
         extra.update(info or {})
         return w.commit(extra)

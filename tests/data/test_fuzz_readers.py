@@ -18,7 +18,8 @@ from asma.data.errors import DataFormatError
 from asma.data.preprocess import preprocess_clip
 from asma.data.readers.kinect_v1 import read_msr_skeleton, read_utkinect_joints, read_utkinect_labels
 from asma.data.readers.matlab import read_mat_v5
-from asma.data.readers.ntu import format_ntu_skeleton, ntu_to_array, read_ntu_skeleton
+from asma.data.readers.ntu import ntu_to_array, read_ntu_skeleton
+from asma.data.readers.ntu_files import format_ntu_skeleton
 from asma.data.readers.pkummd import read_pku_labels, read_pku_sequence
 from asma.data.readers.coco import read_coco_keypoints_json
 from asma.data.readers.kinetics import read_kinetics_json

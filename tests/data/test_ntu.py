@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from asma.data.errors import DataFormatError, EmptySequenceError
-from asma.data.readers.ntu import (
-    NTU60_CLASS_NAMES, NTU120_CLASS_NAMES, body_activity, format_ntu_skeleton, iter_ntu_files,
-    ntu_sample_name, ntu_to_array, parse_ntu_name, rank_bodies, read_missing_list, read_ntu_clip,
-    read_ntu_skeleton)
+from asma.data.readers.ntu import (body_activity, ntu_sample_name, ntu_to_array, parse_ntu_name, rank_bodies,
+                                   read_ntu_clip, read_ntu_skeleton)
+from asma.data.readers.ntu_files import (NTU60_CLASS_NAMES, NTU120_CLASS_NAMES, format_ntu_skeleton,
+                                         iter_ntu_files, read_missing_list)
 
 # (frames, bodies per frame, distinct body ids) from the folder's PROVENANCE.md
 EXPECTED = {

@@ -8,7 +8,8 @@ import pytest
 
 from asma.data.errors import DataFormatError
 from asma.data.readers import ntu as ntu_module
-from asma.data.readers.ntu import _read_xyz_fast, format_ntu_skeleton, iter_ntu_files, read_ntu_skeleton
+from asma.data.readers.ntu import _read_xyz_fast, read_ntu_skeleton
+from asma.data.readers.ntu_files import format_ntu_skeleton, iter_ntu_files
 from asma.data.readers.ntu_fast import _SpaceBits, parse_decimals, read_xyz_fast, read_xyz_fast_many
 
 NAME = "S001C001P001R001A001.skeleton"
@@ -168,7 +169,7 @@ def test_tokens_far_from_the_line_start_fall_back():
 
 
 def test_files_without_bodies():
-    from asma.data.readers.ntu import format_ntu_skeleton
+    from asma.data.readers.ntu_files import format_ntu_skeleton
 
     rec = _read_xyz_fast(format_ntu_skeleton([[], [], []]).encode(), NAME)
     assert rec is not None and rec.num_frames == 3 and rec.joints.shape == (0, 25, 3)

@@ -15,7 +15,8 @@ from asma.data.prepare.listing import official_missing_samples
 from asma.data.prepared import PREPARED_DATASETS, load_prepared, prepared_status
 from asma.data.preprocess import (PreprocessConfig, align_shoulders, center_clip, crop_center, preprocess_clip,
                                   resample_linear, select_frames)
-from asma.data.readers.ntu import format_ntu_skeleton, read_missing_list, read_ntu_clip
+from asma.data.readers.ntu import read_ntu_clip
+from asma.data.readers.ntu_files import format_ntu_skeleton, read_missing_list
 from asma.data.splits import (NTU60_XSUB_TRAIN_SUBJECTS, NTU120_XSET_TRAIN_SETUPS, NTU120_XSUB_TRAIN_SUBJECTS,
                               ntu_train_mask)
 from asma.data.store import StoreError, open_store

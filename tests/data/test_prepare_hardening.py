@@ -17,7 +17,8 @@ from asma.data.errors import DataFormatError
 from asma.data.prepare import prepare_dataset
 from asma.data.preprocess import PreprocessConfig, preprocess_clip
 from asma.data.readers.kinect_v1 import read_utkinect_joints
-from asma.data.readers.ntu import format_ntu_skeleton, parse_ntu_name
+from asma.data.readers.ntu import parse_ntu_name
+from asma.data.readers.ntu_files import format_ntu_skeleton
 from asma.data.store import open_store, remove_stale_temporaries
 
 _rng = np.random.default_rng(0)

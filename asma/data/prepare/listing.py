@@ -26,7 +26,7 @@ def official_missing_samples(dataset: str) -> Set[str]:
     (535), shipped with asma (``asma/data/prepare/missing_skeletons/``)."""
     from importlib.resources import files
 
-    from ..readers.ntu import parse_missing_list
+    from ..readers.ntu_files import parse_missing_list
 
     if dataset not in ("ntu60", "ntu120"):
         raise ValueError(f"no missing-skeleton list for {dataset!r}; use 'ntu60' or 'ntu120'")
@@ -34,7 +34,8 @@ def official_missing_samples(dataset: str) -> Set[str]:
 
 
 def _list_ntu(spec: DatasetSpec, raw: Path, missing_list, skipped: List[Dict[str, str]]) -> List[Tuple]:
-    from ..readers.ntu import parse_ntu_name, read_missing_list
+    from ..readers.ntu import parse_ntu_name
+    from ..readers.ntu_files import read_missing_list
 
     if missing_list is None:
         missing = official_missing_samples(spec.name)

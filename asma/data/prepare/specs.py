@@ -56,7 +56,7 @@ class DatasetSpec:
         if self.kind == "clips":
             return list(self.clip_source().class_names)
         if self.kind == "ntu":
-            from ..readers.ntu import NTU120_CLASS_NAMES
+            from ..readers.ntu_files import NTU120_CLASS_NAMES
 
             return NTU120_CLASS_NAMES[:60] if self.name == "ntu60" else list(NTU120_CLASS_NAMES)
         if self.kind == "pku":

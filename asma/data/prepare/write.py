@@ -72,7 +72,7 @@ class _Assembler:
         for (b, part_name), w in self.writers.items():
             sel = masks[b][0 if part_name == "train" else 1]
             if sel.any():
-                with _naming(w):
+                with self._naming(b, part_name):
                     w.append(data[sel], meta["labels"][sel], {k: meta["meta"][k][sel] for k in self.meta_keys},
                              [nm for nm, s in zip(meta["names"], sel) if s])
         self.parts[index] = meta
@@ -85,9 +85,19 @@ class _Assembler:
             self.progress("write", self.next, len(self.part_paths))
 
     def _sync_all(self) -> None:
-        for w in self.writers.values():
-            with _naming(w):
+        for (b, part_name), w in self.writers.items():
+            with self._naming(b, part_name):
                 w.sync()
+
+    @contextmanager
+    def _naming(self, benchmark: str, part_name: str) -> Iterator[None]:
+        """A failed disk write (full disk, lost permission) as a :class:`PrepareError` naming
+        the store being written, instead of a bare ``OSError``."""
+        try:
+            yield
+        except OSError as exc:
+            raise PrepareError(f"cannot write the store {self.dataset}-{benchmark}/{part_name} under {self.out}: "
+                               f"{exc.strerror or exc}") from exc
 
     def finish(self, cfg: PreprocessConfig, body_rule: str, raw: Path, n_items: int
                ) -> Tuple[Dict[str, Any], Dict[str, Dict[str, int]], List[str]]:
@@ -119,7 +129,7 @@ class _Assembler:
 
         def commit(key: Tuple[str, str]) -> None:
             b, part_name = key
-            with _naming(self.writers[key]):
+            with self._naming(b, part_name):
                 self.writers[key].commit({**info_common, "split": {"benchmark": b, "part": part_name,
                                                                    **self.split.info[b]},
                                           "name": f"{self.dataset}-{b}"})
@@ -148,15 +158,3 @@ class _Assembler:
             w.abort()
         for tmp in self.tmp_dirs.values():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def _naming(writer) -> Iterator[None]:
-    """A failed disk write (full disk, lost permission) as a :class:`PrepareError` naming the
-    store being written, instead of a bare ``OSError``."""
-    try:
-        yield
-    except OSError as exc:
-        raise PrepareError(f"cannot write the store {writer.path.parent.name.split('.tmp-')[0].lstrip('.')}/"
-                           f"{writer.path.name} under {writer.path.parent.parent}: {exc.strerror or exc}"
-                           ) from exc

@@ -6,9 +6,9 @@ input and nothing else; see the submodules for the formats.
 from .kinect_v1 import (load_utkinect, read_msr_skeleton, read_utd_mhad, read_utkinect_joints,
                         read_utkinect_labels, utkinect_clips, utkinect_cross_subject)
 from .matlab import read_mat_v5
-from .ntu import (NTU60_CLASS_NAMES, NTU120_CLASS_NAMES, NtuSkeletonFile, format_ntu_skeleton, ntu_to_array,
-                  parse_ntu_name, read_missing_list, read_ntu_clip, read_ntu_skeleton,
+from .ntu import (NtuSkeletonFile, ntu_to_array, parse_ntu_name, read_ntu_clip, read_ntu_skeleton,
                   read_ntu_skeletons)
+from .ntu_files import NTU60_CLASS_NAMES, NTU120_CLASS_NAMES, format_ntu_skeleton, read_missing_list
 from .pkummd import (PKU_CLASS_NAMES, cut_pku_clips, parse_pku_name, read_pku_labels, read_pku_sequence)
 from .coco import read_coco_keypoints_json
 from .kinetics import load_kinetics_skeleton, read_kinetics_json, read_openpose_frames
