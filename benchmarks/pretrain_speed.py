@@ -9,8 +9,8 @@ setting is per process). ``--variants``:
 - ``tuned``: the library's step (:func:`asma.train.pretrain.asma_step`): one encoder's forward +
   backward at a time, its parameters stepped right after its backward (so the two encoders'
   gradients are never alive together), Gram-form Barlow Twins, fused Adam, glibc allocator tuning, aggregate-first
-  graph convolution, ``rand_like`` dropout masks, the temporal unit's BatchNorm + ReLU recomputed
-  in backward (not stored);
+  graph convolution, cheap dropout masks (:func:`asma.models.spatiotemporal.keep_mask`), the
+  temporal unit's BatchNorm + ReLU recomputed in backward (not stored);
 - ``tuned-low``: ``tuned`` with ``pretrain.memory = "low"`` (:func:`asma.models.memory.set_memory`:
   each block's graph convolution output recomputed in backward too, only block inputs and
   temporal-convolution outputs stored);
@@ -24,8 +24,14 @@ setting is per process). ``--variants``:
   encoded one by one, one 256-6144-6144-6144 projector, D x D cross-correlation Barlow Twins,
   ``torch.optim.Adam`` defaults, glibc defaults. Its FLOPs are counted the same way.
 
+``--ops`` also times one more step operator by operator (a ``TorchDispatchMode`` around every
+aten call, forward and backward; FLOPs by ``torch.utils.flop_counter``'s formulas) and prints
+where its time goes: convolutions, matrix products (graph aggregation, projectors), BatchNorm, element-wise work, ... with each
+group's GFLOP/s against the convolution peak. (``torch.profiler``'s self times were 2-6x these
+for the large element-wise operators in the same process, so they are not used.)
+
     python benchmarks/pretrain_speed.py [--batch 32 64] [--frames 50] [--steps 3]
-        [--variants tuned tuned-low tuned-min untuned pstl] [--bf16] [--threads 2]
+        [--variants tuned tuned-low tuned-min untuned pstl] [--bf16] [--threads 2] [--ops]
 """
 from __future__ import annotations
 
@@ -43,6 +49,8 @@ import torch.nn.functional as F
 from torch import nn
 from rich.console import Console
 from rich.table import Table
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from asma.losses import BarlowTwinsLoss
 from asma.train.loop import Backward
@@ -67,6 +75,38 @@ def conv_peak(threads: int) -> Dict[str, float]:
                 F.conv2d(x, w, padding=pad)
             out[name] = flops * reps / (time.perf_counter() - t) / 1e9
     return out
+
+
+#: operator groups of ``--ops`` (an aten op name -> its group; unlisted ops are "element-wise & other")
+OP_GROUPS = {"convolution": "convolution forward", "convolution_backward": "convolution backward",
+             "mm": "mm (projectors, loss)", "addmm": "mm (projectors, loss)",
+             "bmm": "bmm (graph aggregation)", "baddbmm": "bmm (graph aggregation)",
+             "native_batch_norm": "BatchNorm (forward, backward)",
+             "native_batch_norm_backward": "BatchNorm (forward, backward)",
+             "random_": "random draws (dropout masks)", "uniform_": "random draws (dropout masks)",
+             "bernoulli_": "random draws (dropout masks)", "_fused_adam_": "optimizer",
+             "copy_": "copies", "clone": "copies", "cat": "copies", "_to_copy": "copies"}
+
+
+class OpTimes(TorchDispatchMode):
+    """Calls, seconds and FLOPs per :data:`OP_GROUPS` group of every aten operator dispatched while
+    active (forward and backward: the autograd engine runs CPU backward on the calling thread).
+    FLOPs come from ``torch.utils.flop_counter``'s per-operator formulas."""
+
+    def __init__(self):
+        super().__init__()
+        self.groups: Dict[str, List[float]] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        t = time.perf_counter()
+        out = func(*args, **kwargs)
+        dt = time.perf_counter() - t
+        name = func.overloadpacket.__name__
+        flops = flop_registry[func.overloadpacket](*args, **kwargs, out_val=out) if func.overloadpacket in flop_registry else 0
+        g = self.groups.setdefault(OP_GROUPS.get(name, "element-wise & other"), [0, 0.0, 0])
+        g[0], g[1], g[2] = g[0] + 1, g[1] + dt, g[2] + flops
+        return out
 
 
 class PSTLStep(nn.Module):
@@ -160,9 +200,11 @@ def counted_gflop_per_clip(model: nn.Module, x: torch.Tensor, g: torch.Generator
     return total / 1e9
 
 
-def worker(batch: int, frames: int, steps: int, variant: str, bf16: bool, threads: int) -> Dict[str, float]:
+def worker(batch: int, frames: int, steps: int, variant: str, bf16: bool, threads: int,
+           ops: bool = False) -> Dict[str, float]:
     """One configuration in this process: seconds per step and its parts, counted GFLOP/clip,
-    peak RSS."""
+    peak RSS; with ``ops`` also one more step timed per operator group (``ops``: group ->
+    ``[calls, s, flops]``, ``ops_step_s``: that step's wall time)."""
     from asma.data.transforms import Augment, AugmentConfig
     from asma.graph import get_layout
     from asma.allocator import tune_allocator
@@ -201,13 +243,22 @@ def worker(batch: int, frames: int, steps: int, variant: str, bf16: bool, thread
              "projector+loss fwd": t["model fwd"] - t["encoders fwd"] - t["mask"], "backward": t["backward"],
              "optimizer": t["optimizer"]}
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"step_s": step_s, "gflop_per_clip": counted_gflop_per_clip(model, x, g),
-            "peak_rss_gib": peak_kib / 1024 ** 2, **parts}
+    result = {"step_s": step_s, "gflop_per_clip": counted_gflop_per_clip(model, x, g),
+              "peak_rss_gib": peak_kib / 1024 ** 2, **parts}
+    if ops:
+        timers.record = False
+        mode = OpTimes()
+        t0 = time.perf_counter()
+        with mode:
+            step()
+        result.update(ops=mode.groups, ops_step_s=time.perf_counter() - t0)
+    return result
 
 
-def run_case(batch: int, frames: int, steps: int, variant: str, bf16: bool, threads: int) -> Dict[str, float]:
+def run_case(batch: int, frames: int, steps: int, variant: str, bf16: bool, threads: int,
+             ops: bool = False) -> Dict[str, float]:
     cmd = [sys.executable, __file__, "--worker", "--batch", str(batch), "--frames", str(frames), "--steps", str(steps),
-           "--variants", variant, "--threads", str(threads)] + (["--bf16"] if bf16 else [])
+           "--variants", variant, "--threads", str(threads)] + (["--bf16"] if bf16 else []) + (["--ops"] if ops else [])
     env = {**os.environ, "ASMA_MALLOC_TUNING": "1" if variant.startswith("tuned") else "0"}
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -221,10 +272,13 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast instead of fp32")
+    p.add_argument("--ops", action="store_true",
+                   help="also time one more step per operator group (convolutions, matrix products, BatchNorm, ...)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.batch[0], args.frames[0], args.steps, args.variants[0], args.bf16, args.threads)))
+        print(json.dumps(worker(args.batch[0], args.frames[0], args.steps, args.variants[0], args.bf16, args.threads,
+                                args.ops)))
         return
     console = Console(width=160)
     peaks = conv_peak(args.threads)
@@ -234,11 +288,14 @@ def main() -> None:
         for batch in args.batch:
             for variant in args.variants:
                 rows.append((variant, batch, frames, run_case(batch, frames, args.steps, variant, args.bf16,
-                                                              args.threads)))
+                                                              args.threads, args.ops)))
     prec = "bf16 autocast" if args.bf16 else "fp32"
     console.print(step_table(rows, peak, f"ASMa pretraining step (paper configuration) and PSTL's, {prec}, "
                                          f"{args.threads} threads, mean of {args.steps} steps"))
     console.print(breakdown_table(rows))
+    if args.ops:
+        for row in rows:
+            console.print(ops_table(row, peak))
     console.print("oneDNN convolution rates: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
     for variant in args.variants:
         mine = [(b, t, r) for v, b, t, r in rows if v == variant]
@@ -270,13 +327,31 @@ def step_table(rows: List[tuple], peak: float, title: str) -> Table:
 
 def breakdown_table(rows: List[tuple]) -> Table:
     """Each part's share of the step."""
-    parts = [k for k in rows[0][3] if k not in ("step_s", "gflop_per_clip", "peak_rss_gib")]
+    parts = [k for k in rows[0][3] if k not in ("step_s", "gflop_per_clip", "peak_rss_gib", "ops", "ops_step_s")]
     table = Table(title="step breakdown (share of the step)")
     for col in ("variant", "batch", "T", *parts):
         table.add_column(col, justify="right")
     for variant, batch, frames, r in rows:
         table.add_row(variant, str(batch), str(frames), *(f"{100 * r[k] / r['step_s']:.1f}%" for k in parts))
     return table
+
+def ops_table(row: tuple, peak: float) -> Table:
+    """One step of ``row`` per operator group: calls, seconds, share of the step, GFLOP, GFLOP/s
+    and its ratio to the convolution peak."""
+    variant, batch, frames, r = row
+    step_s = r["ops_step_s"]
+    table = Table(title=f"{variant}, batch {batch}, T={frames}: one step ({step_s:.2f} s) per operator group")
+    for col in ("group", "calls", "s", "share of step", "GFLOP", "GFLOP/s", "÷ conv peak"):
+        table.add_column(col, justify="right")
+    groups = sorted(r["ops"].items(), key=lambda kv: -kv[1][1])
+    for name, (calls, s, flops) in groups:
+        table.add_row(name, str(calls), f"{s:.2f}", f"{100 * s / step_s:.1f}%", f"{flops / 1e9:.0f}" if flops else "-",
+                      f"{flops / s / 1e9:.0f}" if flops else "-", f"{flops / s / 1e9 / peak:.2f}" if flops else "-")
+    rest = step_s - sum(g[1] for g in r["ops"].values())
+    table.add_row("outside operators (Python, autograd, timing)", "-", f"{rest:.2f}", f"{100 * rest / step_s:.1f}%",
+                  "-", "-", "-")
+    return table
+
 
 if __name__ == "__main__":
     main()

@@ -37,6 +37,32 @@ def test_aggregate_first_equals_convolution_first():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("layout,batch", [("ntu25", 3), ("coco17", 1), ("mediapipe33", 2)])
+def test_aggregate_convolution_equals_the_einsum(layout, batch):
+    """With gradients on, the graph product runs as a 1x1 convolution over the vertex axis: the
+    einsum's value and gradients (input and adjacency), also for a non-contiguous input; without
+    gradients it is the einsum itself."""
+    from asma.models.stgcn import aggregate
+    torch.manual_seed(1)
+    A0 = partition_adjacency(get_layout(layout), "spatial") * (torch.rand(3, 1, 1) + 0.5)
+    V = A0.shape[-1]
+    x0 = torch.randn(batch, 5, 8, V, 2)[..., 0]  # strided input
+    x, A = x0.clone().requires_grad_(), A0.clone().requires_grad_()
+    z = aggregate(x, A)
+    n, c, t = x.shape[:3]
+    xr, Ar = x0.clone().double().requires_grad_(), A0.clone().double().requires_grad_()
+    ref = torch.einsum("nctv,kvw->nkctw", xr, Ar).reshape(n, 3 * c, t, V)
+    assert z.shape == ref.shape and z.is_contiguous()
+    torch.testing.assert_close(z, ref.float(), rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(z)
+    gx, gA = torch.autograd.grad(z, (x, A), g)
+    rx, rA = torch.autograd.grad(ref, (xr, Ar), g.double())
+    torch.testing.assert_close(gx, rx.float(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gA, rA.float(), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(aggregate(x0, A0), ref.float(), rtol=1e-5, atol=1e-5)
+
+
 def test_block_parameter_counts_match_reference_table():
     m = create_backbone("stgcn", "ntu25", 3)
     per_block = [sum(p.numel() for p in b.parameters()) for b in m.blocks]
