@@ -26,9 +26,10 @@ setting is per process). ``--variants``:
 
 ``--ops`` also times one more step operator by operator (a ``TorchDispatchMode`` around every
 aten call, forward and backward; FLOPs by ``torch.utils.flop_counter``'s formulas) and prints
-where its time goes: convolutions, matrix products (graph aggregation, projectors), BatchNorm, element-wise work, ... with each
-group's GFLOP/s against the convolution peak. (``torch.profiler``'s self times were 2-6x these
-for the large element-wise operators in the same process, so they are not used.)
+where its time goes: convolutions (with ASMa's graph products, which run as convolutions in
+training), matrix products, BatchNorm, element-wise work, ..., each group's GFLOP/s against the
+convolution peak. (``torch.profiler`` is not used: in one comparison its self times for the large
+BatchNorm calls were 2-6x these.)
 
     python benchmarks/pretrain_speed.py [--batch 32 64] [--frames 50] [--steps 3]
         [--variants tuned tuned-low tuned-min untuned pstl] [--bf16] [--threads 2] [--ops]
@@ -80,7 +81,7 @@ def conv_peak(threads: int) -> Dict[str, float]:
 #: operator groups of ``--ops`` (an aten op name -> its group; unlisted ops are "element-wise & other")
 OP_GROUPS = {"convolution": "convolution forward", "convolution_backward": "convolution backward",
              "mm": "mm (projectors, loss)", "addmm": "mm (projectors, loss)",
-             "bmm": "bmm (graph aggregation)", "baddbmm": "bmm (graph aggregation)",
+             "bmm": "bmm (einsums)", "baddbmm": "bmm (einsums)",
              "native_batch_norm": "BatchNorm (forward, backward)",
              "native_batch_norm_backward": "BatchNorm (forward, backward)",
              "random_": "random draws (dropout masks)", "uniform_": "random draws (dropout masks)",
